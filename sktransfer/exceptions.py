@@ -1,0 +1,40 @@
+"""Errors raised by sktransfer.
+
+Each error subclasses the Python or scikit-learn exception that means the same
+thing, so ``except ValueError`` or ``except NotFittedError`` in user code keeps
+working.
+"""
+
+from sklearn.exceptions import NotFittedError
+
+__all__ = [
+    "SktransferError",
+    "ModelNotFoundError",
+    "InvalidInputError",
+    "ImageDecodeError",
+    "DataNotFoundError",
+    "NotFittedError",
+]
+
+
+class SktransferError(Exception):
+    """Base class of every error raised by sktransfer."""
+
+
+class ModelNotFoundError(SktransferError, ValueError):
+    """A model name or path could not be resolved to loadable weights.
+
+    The message lists every place that was tried, in order, and what to do.
+    """
+
+
+class InvalidInputError(SktransferError, ValueError):
+    """An input sample cannot be encoded (``None``/NaN text, wrong type, wrong shape)."""
+
+
+class ImageDecodeError(InvalidInputError):
+    """An image could not be read or decoded; the message names the item."""
+
+
+class DataNotFoundError(SktransferError, OSError):
+    """A data set is neither installed locally nor downloadable from here."""
