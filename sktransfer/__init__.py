@@ -20,7 +20,7 @@ _LAZY = {
     "ImageEncoder": "sktransfer.image",
 }
 
-__all__ = sorted(_LAZY) + ["datasets", "exceptions"]
+__all__ = ["ImageEncoder", "TextEncoder", "datasets", "exceptions"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from sktransfer.image import ImageEncoder

