@@ -8,28 +8,82 @@ A backend (text, image) is a small subclass that provides four hooks:
     Width of one embedding.
 ``_prepare_input(X) -> list``
     Validate the container and return one item per sample (not yet decoded).
-``_encode(items) -> np.ndarray``
-    Batched forward pass returning a float32 array, row *i* for item *i*.
+``_encode(items, failed, labels=None) -> np.ndarray``
+    Batched forward pass returning a float32 array, row *i* for item *i*;
+    positions of items that could not be encoded (and were filled) are
+    appended to ``failed`` so that they are never cached. ``labels[i]`` is
+    item *i*'s position in the user's input, for error messages.
+``_content_key(item) -> bytes``
+    The bytes that identify a sample's content, for the embedding cache.
+``_after_load(network)``
+    Optional: derive fitted state from the loaded network (e.g. preprocessing).
 
 Everything else -- parameter validation, lazy loading, the device, the sklearn
-contract, feature names, pickling of the model *reference* instead of its
-weights -- lives here once.
+contract, feature names, the embedding cache, sharing one loaded network
+between clones, pickling of the model *reference* instead of its weights --
+lives here once.
 """
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from sktransfer import cache as _cache
 from sktransfer._device import device_after_unpickling, resolve_device
 from sktransfer.exceptions import InvalidInputError
 
 # Inputs at least this long show a progress bar when ``progress="auto"``.
 PROGRESS_AUTO_MIN_ITEMS = 1024
+
+# Parameters that change how the work is done but never the numbers produced.
+# Every other parameter is part of the model fingerprint (cache key) and of the
+# key under which a loaded network is shared, so a new parameter is safe by
+# default: it can only cause a cache miss, never a wrong hit.
+RUNTIME_ONLY_PARAMS = frozenset(
+    {"batch_size", "progress", "cache", "on_missing", "on_error", "n_threads", "device"}
+)
+
+# How long a process waits for samples another process has claimed (seconds).
+CLAIM_WAIT_SECONDS = 900.0
+
+
+class _LoadedNetworks:
+    """A small LRU of loaded networks, shared by encoders with equal parameters.
+
+    Frozen encoders never modify their network, so the clones that
+    ``GridSearchCV`` fits -- one per fold and candidate -- load the model once.
+    """
+
+    def __init__(self, maxsize: int = 3):
+        self.maxsize = maxsize
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_load(self, key, load):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        loaded = load()
+        with self._lock:
+            self._items[key] = loaded
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+        return loaded
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+LOADED_NETWORKS = _LoadedNetworks()
 
 
 class BaseEncoder(TransformerMixin, BaseEstimator):
@@ -48,8 +102,35 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
     def _prepare_input(self, X: Any) -> list:  # pragma: no cover
         raise NotImplementedError
 
-    def _encode(self, items: list) -> np.ndarray:  # pragma: no cover
+    def _encode(self, items: list, failed: list, labels=None) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
+
+    def _content_key(self, item: Any) -> bytes:  # pragma: no cover
+        raise NotImplementedError
+
+    def _after_load(self, network: Any) -> None:
+        """Derive fitted state from the loaded network (optional hook)."""
+
+    # ------------------------------------------------------ identity & loads
+    def _output_params(self) -> dict:
+        """The parameters that can change the numbers this encoder produces."""
+        return {k: v for k, v in sorted(self.get_params().items()) if k not in RUNTIME_ONLY_PARAMS}
+
+    def _shared_load(self, device: str):
+        """Load the network, or reuse the one an equal encoder loaded in this process."""
+        params = self._output_params()
+        stamps = tuple(_cache.path_stamp(v) for v in params.values() if _is_pathish(v))
+        key = (type(self).__name__, device, repr(params), stamps)
+        return LOADED_NETWORKS.get_or_load(key, lambda: self._load_model(device))
+
+    def _fingerprint(self) -> str:
+        """Hex key prefix: model identity + every output-affecting parameter."""
+        return _cache.fingerprint(
+            type(self).__name__,
+            _cache.model_identity(self.model_source_, self.model_reference_),
+            self.n_features_out_,
+            self._output_params(),
+        ).hex()
 
     # ------------------------------------------------------------ sklearn API
     def fit(self, X=None, y=None):
@@ -73,11 +154,13 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         else:
             self.n_features_in_ = 1
         self.device_ = resolve_device(self.device)
-        network, source, reference = self._load_model(self.device_)
+        network, source, reference = self._shared_load(self.device_)
         self._network = network
         self.model_source_ = source
         self.model_reference_ = reference
         self.n_features_out_ = int(self._output_dim(network))
+        self._after_load(network)
+        self.model_fingerprint_ = self._fingerprint()
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -98,9 +181,100 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         items = self._prepare_input(X)
         if len(items) == 0:
             return np.empty((0, self.n_features_out_), dtype=np.float32)
-        embeddings = self._encode(items)
-        assert embeddings.shape == (len(items), self.n_features_out_), embeddings.shape
-        return embeddings
+        self.model_  # noqa: B018 - (re)load first: the fingerprint may change after unpickling
+        store = _cache.open_store(self.cache)
+        failed: list[int] = []
+        if store is None:
+            out = self._encode(items, failed)
+        else:
+            out = self._encode_cached(items, store, failed)
+        if failed:
+            self._report_failures(sorted(failed))
+        return out
+
+    def _report_failures(self, positions: list[int]) -> None:
+        """Tell the user which samples were filled instead of encoded (hook)."""
+
+    def _encode_cached(self, items: list, store, failed: list[int]) -> np.ndarray:
+        """Serve known samples from ``store``; encode each distinct unknown one once."""
+        dim = self.n_features_out_
+        prefix = bytes.fromhex(self.model_fingerprint_)
+        keys = [self._cache_key(prefix, item) for item in items]
+        first: dict[bytes, int] = {}
+        for i, key in enumerate(keys):
+            if key is not None:
+                first.setdefault(key, i)
+        found = store.get_many(list(first), dim)
+        missing = [k for k in first if k not in found]
+        uncacheable = [i for i, k in enumerate(keys) if k is None]
+        store.stats.hits += len(found)
+        store.stats.misses += len(missing)
+
+        out = np.empty((len(items), dim), dtype=np.float32)
+        if uncacheable:  # first: with on_error="raise" this names the bad item at once
+            sub_failed: list[int] = []
+            out[uncacheable] = self._encode(
+                [items[i] for i in uncacheable], sub_failed, labels=uncacheable
+            )
+            failed.extend(uncacheable[j] for j in sub_failed)
+
+        rows: dict[bytes, np.ndarray] = dict(found)
+        failed_keys: set[bytes] = set()
+        if missing:
+            mine = store.claim(missing)
+            rows.update(self._encode_and_store(mine, first, items, store, failed_keys))
+            others = [k for k in missing if k not in rows]
+            if others:  # claimed by another process: wait for its results
+                rows.update(store.wait_for(others, dim, CLAIM_WAIT_SECONDS))
+                left = [k for k in others if k not in rows]
+                rows.update(self._encode_and_store(left, first, items, store, failed_keys))
+
+        for i, key in enumerate(keys):
+            if key is not None:
+                out[i] = rows[key]
+                if key in failed_keys:
+                    failed.append(i)
+        return out
+
+    def _encode_and_store(self, keys, first, items, store, failed_keys: set) -> dict:
+        """Encode the samples behind ``keys``; store all but those that failed."""
+        if not keys:
+            return {}
+        failed: list[int] = []
+        try:
+            positions = [first[k] for k in keys]
+            vectors = self._encode([items[i] for i in positions], failed, labels=positions)
+        except BaseException:
+            store.release(keys)
+            raise
+        bad = {keys[j] for j in failed}
+        failed_keys |= bad
+        computed = {k: vectors[j] for j, k in enumerate(keys)}
+        store.put_many({k: v for k, v in computed.items() if k not in bad})
+        store.release(list(bad))
+        return computed
+
+    def _cache_key(self, prefix: bytes, item) -> bytes | None:
+        try:
+            content = self._content_key(item)
+        except InvalidInputError:
+            # Unreadable: encoded without the cache, where the error (or the
+            # fill value, per on_error) is produced with the item's position.
+            return None
+        return _cache.sample_key(prefix, content)
+
+    def cache_info(self) -> _cache.CacheStats:
+        """Hits, misses and size of the cache this encoder uses.
+
+        Counts are per distinct sample per ``transform`` call, since the store
+        was opened (or cleared) in this process; the store is shared by every
+        encoder that uses the same ``cache``.
+
+        Returns
+        -------
+        CacheStats
+        """
+        return _cache.cache_info(self.cache)
 
     def fit_transform(self, X, y=None, **fit_params):
         """Load the model and encode ``X``; same result as ``fit(X).transform(X)``."""
@@ -153,8 +327,12 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
 
     def _reload(self):
         device = device_after_unpickling(self.device, self.device_)
-        network, source, reference = self._load_model(device)
-        if source != self.model_source_ or reference != self.model_reference_:
+        network, source, reference = self._shared_load(device)
+        # A packaged copy lives at another path on another machine: same model.
+        moved = source != self.model_source_ or (
+            source != "package" and reference != self.model_reference_
+        )
+        if moved:
             warnings.warn(
                 f"{type(self).__name__} was fitted with {self.model_reference_!r} "
                 f"({self.model_source_}) but after unpickling it loaded {reference!r} "
@@ -169,6 +347,10 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
             )
         self.device_ = device
         self._network = network
+        self._after_load(network)
+        if moved:  # new weights must not be cached under the old model's key
+            self.model_source_, self.model_reference_ = source, reference
+            self.model_fingerprint_ = self._fingerprint()
         return network
 
     def _show_progress(self, n_items: int) -> bool:
@@ -205,3 +387,9 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         for attr in self._network_attrs:
             state.pop(attr, None)
         return state
+
+
+def _is_pathish(value) -> bool:
+    import os
+
+    return isinstance(value, (str, os.PathLike)) and os.path.exists(value)

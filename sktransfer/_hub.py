@@ -175,7 +175,7 @@ def load_sentence_transformer(name: str, *, device: str, revision: str | None = 
     if name in _PACKAGED_TEXT:
         folder = packaged_text_model_dir(name)
         if folder is not None:
-            return load(str(folder), local_files_only=True), "package", name
+            return load(str(folder), local_files_only=True), "package", str(folder)
         tried.append("packaged copy (sktransfer[offline]): not installed")
         hint = _OFFLINE_HINT
     else:
@@ -331,7 +331,7 @@ def create_timm_model(
             _load_packaged_efficientnet(model, checkpoint)
             if num_classes != 1000:
                 model.reset_classifier(num_classes)
-            return model.eval(), "package", name
+            return model.eval(), "package", checkpoint
         tried.append("packaged copy (sktransfer[offline]): not installed")
         hint = _OFFLINE_HINT
     else:

@@ -451,9 +451,11 @@ def _array_to_rgb(array: np.ndarray, index: int) -> PILImage.Image:
 
 
 # --------------------------------------------------------------------- batches
-def _decode_one(items: Sequence, index: int, transform: Callable | None) -> Any:
+def _decode_one(
+    items: Sequence, index: int, transform: Callable | None, labels: Sequence[int] | None
+) -> Any:
     # ``to_rgb`` is looked up at call time so it can be swapped (e.g. in tests).
-    image = to_rgb(items[index], index)
+    image = to_rgb(items[index], index if labels is None else labels[index])
     return image if transform is None else transform(image)
 
 
@@ -464,6 +466,7 @@ def iter_decoded_batches(
     *,
     on_error: str = "raise",
     n_workers: int = 1,
+    labels: Sequence[int] | None = None,
 ) -> Iterator[tuple[int, list, list[int]]]:
     """Decode and transform ``items`` lazily, one batch at a time.
 
@@ -488,6 +491,9 @@ def iter_decoded_batches(
         and decodes the next batch while the caller works on the current one,
         so at most two batches are in memory. The pool is shut down when the
         iteration ends, fails or is closed early.
+    labels : sequence of int, optional
+        The position to name in error messages for each item (e.g. its row in
+        the user's input when ``items`` is a subset); default: its index here.
 
     Yields
     ------
@@ -522,7 +528,7 @@ def iter_decoded_batches(
             outputs, failed = [], []
             for index in range(start, min(start + batch_size, n_items)):
                 try:
-                    outputs.append(_decode_one(items, index, transform))
+                    outputs.append(_decode_one(items, index, transform, labels))
                 except InvalidInputError:  # includes ImageDecodeError
                     if not keep_going:
                         raise
@@ -530,7 +536,9 @@ def iter_decoded_batches(
                     failed.append(index)
             yield start, outputs, failed
         return
-    yield from _threaded_batches(items, starts, batch_size, transform, keep_going, n_workers)
+    yield from _threaded_batches(
+        items, starts, batch_size, transform, keep_going, n_workers, labels
+    )
 
 
 def _threaded_batches(
@@ -540,6 +548,7 @@ def _threaded_batches(
     transform: Callable | None,
     keep_going: bool,
     n_workers: int,
+    labels: Sequence[int] | None = None,
 ) -> Iterator[tuple[int, list, list[int]]]:
     n_items = len(items)
     executor = ThreadPoolExecutor(
@@ -549,7 +558,9 @@ def _threaded_batches(
 
     def submit(start: int) -> None:
         stop = min(start + batch_size, n_items)
-        futures = [executor.submit(_decode_one, items, i, transform) for i in range(start, stop)]
+        futures = [
+            executor.submit(_decode_one, items, i, transform, labels) for i in range(start, stop)
+        ]
         queued.append((start, futures))
 
     try:

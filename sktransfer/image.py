@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from sktransfer._base import BaseEncoder
 from sktransfer._hub import DEFAULT_IMAGE_MODEL, create_timm_model
-from sktransfer._image_io import as_image_list, iter_decoded_batches
+from sktransfer._image_io import as_image_list, content_key, iter_decoded_batches
 
 __all__ = ["ImageEncoder"]
 
@@ -55,6 +55,11 @@ class ImageEncoder(BaseEncoder):
         never dropped.
     progress : bool or "auto", default="auto"
         Show a tqdm progress bar; "auto" shows it for 1,024 images or more.
+    cache : "memory", str, path-like or None, default="memory"
+        Where embeddings are cached (see :class:`TextEncoder`). An image's key
+        is its decoded content for arrays and PIL images, and the file's bytes
+        for paths, so a file changed on disk is encoded again. Images that
+        could not be decoded are never cached.
 
     Attributes
     ----------
@@ -64,6 +69,9 @@ class ImageEncoder(BaseEncoder):
         "file", "hf-cache", "hub", "package" or "random-init".
     model_reference_ : str
         The model name or weights file that was loaded.
+    model_fingerprint_ : str
+        Hex digest of the model's identity and output-affecting parameters:
+        the prefix of this encoder's cache keys.
     data_config_ : dict
         The preprocessing used: input_size, interpolation, mean, std, crop_pct,
         crop_mode (from the model's pretrained configuration).
@@ -104,6 +112,7 @@ class ImageEncoder(BaseEncoder):
         "image_size": [Interval(numbers.Integral, 8, None, closed="left"), None],
         "on_error": [StrOptions({"raise", "zero", "nan"})],
         "progress": ["boolean", StrOptions({"auto"})],
+        "cache": [str, os.PathLike, None],
     }
 
     _network_attrs = ("_network", "_transform")
@@ -119,6 +128,7 @@ class ImageEncoder(BaseEncoder):
         image_size: int | None = None,
         on_error: str = "raise",
         progress: bool | str = "auto",
+        cache: str | os.PathLike | None = "memory",
     ):
         self.model = model
         self.pretrained = pretrained
@@ -128,20 +138,22 @@ class ImageEncoder(BaseEncoder):
         self.image_size = image_size
         self.on_error = on_error
         self.progress = progress
+        self.cache = cache
 
     # ---------------------------------------------------------------- hooks
     def _load_model(self, device):
-        import timm.data
-
         network, source, reference = create_timm_model(
             self.model, pretrained=self.pretrained, weights=self.weights, num_classes=0
         )
-        network = network.to(device).eval()
+        return network.to(device).eval(), source, reference
+
+    def _after_load(self, network):
+        import timm.data
+
         args = None if self.image_size is None else {"input_size": (3,) + (self.image_size,) * 2}
         config = timm.data.resolve_data_config(args=args, model=network)
         self.data_config_ = {k: (tuple(v) if isinstance(v, list) else v) for k, v in config.items()}
         self._transform = timm.data.create_transform(**config, is_training=False)
-        return network, source, reference
 
     def _output_dim(self, network):
         return network.num_features
@@ -149,29 +161,33 @@ class ImageEncoder(BaseEncoder):
     def _prepare_input(self, X):
         return as_image_list(X)
 
-    def _preprocess(self):
-        transform = getattr(self, "_transform", None)
-        if transform is None:  # after unpickling
-            import timm.data
+    def _content_key(self, item):
+        return content_key(item)
 
-            transform = timm.data.create_transform(**self.data_config_, is_training=False)
-            self._transform = transform
-        return transform
+    def _report_failures(self, positions):
+        fill = np.nan if self.on_error == "nan" else 0.0
+        warnings.warn(
+            f"ImageEncoder could not decode {len(positions)} image(s) at positions "
+            f"{positions[:10]}{' ...' if len(positions) > 10 else ''}; their rows "
+            f"are filled with {fill} (on_error={self.on_error!r}).",
+            UserWarning,
+            stacklevel=4,
+        )
 
-    def _encode(self, items):
+    def _encode(self, items, failed, labels=None):
         import torch
 
         network = self.model_
-        transform = self._preprocess()
+        transform = self._transform
         fill = np.nan if self.on_error == "nan" else 0.0
         out = np.empty((len(items), self.n_features_out_), dtype=np.float32)
-        failed_all = []
         batches = iter_decoded_batches(
             items,
             self.batch_size,
             transform,
             on_error="raise" if self.on_error == "raise" else "zero",
             n_workers=min(4, os.cpu_count() or 1),
+            labels=labels,
         )
         if self._show_progress(len(items)):
             from tqdm.auto import tqdm
@@ -183,21 +199,13 @@ class ImageEncoder(BaseEncoder):
                 unit="batch",
             )
         with torch.inference_mode():
-            for start, tensors, failed in batches:
+            for start, tensors, positions in batches:
                 ok = [i for i, t in enumerate(tensors) if t is not None]
                 if ok:
                     batch = torch.stack([tensors[i] for i in ok]).to(self.device_)
                     features = network(batch).float().cpu().numpy()
                     out[start + np.asarray(ok)] = features
-                for pos in failed:
+                for pos in positions:
                     out[pos] = fill
-                failed_all.extend(failed)
-        if failed_all:
-            warnings.warn(
-                f"ImageEncoder could not decode {len(failed_all)} image(s) at positions "
-                f"{failed_all[:10]}{' ...' if len(failed_all) > 10 else ''}; their rows "
-                f"are filled with {fill} (on_error={self.on_error!r}).",
-                UserWarning,
-                stacklevel=3,
-            )
+                failed.extend(positions)
         return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -55,6 +56,14 @@ class TextEncoder(BaseEncoder):
         or more.
     revision : str or None, default=None
         A Hub revision (branch, tag or commit) to pin the model to.
+    cache : "memory", str, path-like or None, default="memory"
+        Where embeddings are cached, so that a text is encoded once however
+        often it is transformed (cross-validation, grid search, reruns).
+        "memory": an in-process store shared by every encoder and its clones
+        (bounded; see :func:`sktransfer.cache.set_memory_limit`). A directory:
+        an SQLite store that several processes share (``GridSearchCV(n_jobs=2)``,
+        reruns). ``None``: no cache. Keys cover the model's weights, every
+        parameter that changes the output, and the text. See ``docs/cache.md``.
 
     Attributes
     ----------
@@ -64,6 +73,9 @@ class TextEncoder(BaseEncoder):
         Where the weights came from: "local", "hf-cache", "hub" or "package".
     model_reference_ : str
         The folder or Hub id that was loaded.
+    model_fingerprint_ : str
+        Hex digest of the model's identity and output-affecting parameters:
+        the prefix of this encoder's cache keys.
     device_ : str
         The device the model runs on, e.g. "cpu" or "cuda:0".
     n_features_out_ : int
@@ -102,6 +114,7 @@ class TextEncoder(BaseEncoder):
         "on_missing": [StrOptions({"raise", "empty"})],
         "progress": ["boolean", StrOptions({"auto"})],
         "revision": [str, None],
+        "cache": [str, os.PathLike, None],
     }
 
     def __init__(
@@ -115,6 +128,7 @@ class TextEncoder(BaseEncoder):
         on_missing: str = "raise",
         progress: bool | str = "auto",
         revision: str | None = None,
+        cache: str | os.PathLike | None = "memory",
     ):
         self.model = model
         self.batch_size = batch_size
@@ -124,6 +138,7 @@ class TextEncoder(BaseEncoder):
         self.on_missing = on_missing
         self.progress = progress
         self.revision = revision
+        self.cache = cache
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -157,7 +172,10 @@ class TextEncoder(BaseEncoder):
     def _prepare_input(self, X):
         return check_texts(X, on_missing=self.on_missing)
 
-    def _encode(self, texts):
+    def _content_key(self, text):
+        return text.encode("utf-8", "surrogatepass")
+
+    def _encode(self, texts, failed, labels=None):
         import torch
         from sentence_transformers.util import batch_to_device
 

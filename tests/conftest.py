@@ -15,6 +15,19 @@ TINY_WORDS = (
 
 
 @pytest.fixture(autouse=True)
+def _fresh_caches():
+    """Each test starts with an empty embedding cache and no shared networks."""
+    from sktransfer._base import LOADED_NETWORKS
+    from sktransfer.cache import clear_cache
+
+    clear_cache()
+    LOADED_NETWORKS.clear()
+    yield
+    clear_cache()
+    LOADED_NETWORKS.clear()
+
+
+@pytest.fixture(autouse=True)
 def _seed_everything():
     random.seed(0)
     np.random.seed(0)  # noqa: NPY002 - seeds code that uses the legacy global RNG

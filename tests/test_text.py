@@ -187,5 +187,5 @@ def test_default_without_packaged_copy_names_the_extra(monkeypatch):
 def test_progress_bar_only_for_long_inputs(encoder, capsys):
     encoder.set_params(progress="auto").transform(["good", "bad"])
     assert "TextEncoder" not in capsys.readouterr().err
-    encoder.set_params(progress=True).transform(["good", "bad"])
+    encoder.set_params(progress=True).transform(["good fun", "a bad movie"])  # not cached
     assert "TextEncoder" in capsys.readouterr().err
