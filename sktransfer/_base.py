@@ -26,6 +26,9 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from sktransfer._device import device_after_unpickling, resolve_device
+from sktransfer._malloc import tune_malloc
+from sktransfer._precision import resolve_precision
+from sktransfer._threads import torch_threads
 from sktransfer.exceptions import InvalidInputError
 
 # Inputs at least this long show a progress bar when ``progress="auto"``.
@@ -73,6 +76,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         else:
             self.n_features_in_ = 1
         self.device_ = resolve_device(self.device)
+        self.precision_ = self._resolve_precision(self.device_)
         network, source, reference = self._load_model(self.device_)
         self._network = network
         self.model_source_ = source
@@ -168,8 +172,26 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
                 f"estimator was fitted with {self.n_features_out_}; refit it."
             )
         self.device_ = device
+        self.precision_ = self._resolve_precision(device)
         self._network = network
         return network
+
+    def _resolve_precision(self, device: str) -> str:
+        """The precision that runs on ``device`` ("float32" after a warning if unsupported)."""
+        return resolve_precision(
+            getattr(self, "precision", "float32"), device, owner=type(self).__name__
+        )
+
+    def _inference_context(self):
+        """Process settings for one ``transform``: torch threads, allocator thresholds.
+
+        ``n_threads`` applies only inside the block (restored afterwards, also on
+        an error); the allocator thresholds are raised once per process (see
+        ``sktransfer._malloc``).
+        """
+        if self.device_.startswith("cpu"):
+            tune_malloc()
+        return torch_threads(getattr(self, "n_threads", None))
 
     def _show_progress(self, n_items: int) -> bool:
         if self.progress == "auto":
