@@ -37,6 +37,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from sktransfer import cache as _cache
 from sktransfer._device import device_after_unpickling, resolve_device
+from sktransfer._malloc import tune_malloc
+from sktransfer._precision import resolve_precision
+from sktransfer._threads import torch_threads
 from sktransfer.exceptions import InvalidInputError
 
 # Inputs at least this long show a progress bar when ``progress="auto"``.
@@ -125,11 +128,14 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
 
     def _fingerprint(self) -> str:
         """Hex key prefix: model identity + every output-affecting parameter."""
+        params = self._output_params()
+        if "precision" in params:  # the precision that runs, after any fallback
+            params["precision"] = self.precision_
         return _cache.fingerprint(
             type(self).__name__,
             _cache.model_identity(self.model_source_, self.model_reference_),
             self.n_features_out_,
-            self._output_params(),
+            params,
         ).hex()
 
     # ------------------------------------------------------------ sklearn API
@@ -154,6 +160,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         else:
             self.n_features_in_ = 1
         self.device_ = resolve_device(self.device)
+        self.precision_ = self._resolve_precision(self.device_)
         network, source, reference = self._shared_load(self.device_)
         self._network = network
         self.model_source_ = source
@@ -184,10 +191,11 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         self.model_  # noqa: B018 - (re)load first: the fingerprint may change after unpickling
         store = _cache.open_store(self.cache)
         failed: list[int] = []
-        if store is None:
-            out = self._encode(items, failed)
-        else:
-            out = self._encode_cached(items, store, failed)
+        with self._inference_context():
+            if store is None:
+                out = self._encode(items, failed)
+            else:
+                out = self._encode_cached(items, store, failed)
         if failed:
             self._report_failures(sorted(failed))
         return out
@@ -346,12 +354,30 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
                 f"estimator was fitted with {self.n_features_out_}; refit it."
             )
         self.device_ = device
+        self.precision_ = self._resolve_precision(device)
         self._network = network
         self._after_load(network)
         if moved:  # new weights must not be cached under the old model's key
             self.model_source_, self.model_reference_ = source, reference
             self.model_fingerprint_ = self._fingerprint()
         return network
+
+    def _resolve_precision(self, device: str) -> str:
+        """The precision that runs on ``device`` ("float32" after a warning if unsupported)."""
+        return resolve_precision(
+            getattr(self, "precision", "float32"), device, owner=type(self).__name__
+        )
+
+    def _inference_context(self):
+        """Process settings for one ``transform``: torch threads, allocator thresholds.
+
+        ``n_threads`` applies only inside the block (restored afterwards, also on
+        an error); the allocator thresholds are raised once per process (see
+        ``sktransfer._malloc``).
+        """
+        if self.device_.startswith("cpu"):
+            tune_malloc()
+        return torch_threads(getattr(self, "n_threads", None))
 
     def _show_progress(self, n_items: int) -> bool:
         if self.progress == "auto":

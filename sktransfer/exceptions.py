@@ -14,6 +14,7 @@ __all__ = [
     "ImageDecodeError",
     "DataNotFoundError",
     "NotFittedError",
+    "PrecisionWarning",
 ]
 
 
@@ -38,3 +39,10 @@ class ImageDecodeError(InvalidInputError):
 
 class DataNotFoundError(SktransferError, OSError):
     """A data set is neither installed locally nor downloadable from here."""
+
+
+class PrecisionWarning(UserWarning):
+    """The requested ``precision`` is slow or unsupported here; float32 is used instead.
+
+    The message says why (e.g. bfloat16 measured slower than float32 on this CPU).
+    """

@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from sktransfer._base import BaseEncoder
 from sktransfer._hub import DEFAULT_TEXT_MODEL, load_sentence_transformer
+from sktransfer._precision import PRECISIONS, autocast
 from sktransfer.exceptions import InvalidInputError
 
 __all__ = ["TextEncoder"]
@@ -64,6 +65,18 @@ class TextEncoder(BaseEncoder):
         an SQLite store that several processes share (``GridSearchCV(n_jobs=2)``,
         reruns). ``None``: no cache. Keys cover the model's weights, every
         parameter that changes the output, and the text. See ``docs/cache.md``.
+    precision : {"float32", "bfloat16", "float16"}, default="float32"
+        Floating-point type of the forward pass. "float32" is exact.
+        "bfloat16" runs the matrix products in bfloat16 (``torch.autocast``;
+        normalisation and softmax stay float32): about 2x faster on CPUs with
+        AVX-512 BF16 or AMX and on GPUs, cosine to float32 above 0.9999. Where
+        bfloat16 is not faster (detected by a short timed probe in ``fit``)
+        or unsupported, a ``PrecisionWarning`` says why and float32 is used.
+        "float16" is for CUDA (elsewhere: warning, float32). The precision in
+        use is ``precision_``. Outputs are float32 in every case.
+    n_threads : int or None, default=None
+        torch threads while ``transform`` runs (restored afterwards, also on
+        an error). ``None`` leaves torch's setting alone; -1 uses all cores.
 
     Attributes
     ----------
@@ -78,6 +91,8 @@ class TextEncoder(BaseEncoder):
         the prefix of this encoder's cache keys.
     device_ : str
         The device the model runs on, e.g. "cpu" or "cuda:0".
+    precision_ : str
+        The precision in use: ``precision``, or "float32" after a fallback.
     n_features_out_ : int
         Embedding width.
     n_features_in_ : int
@@ -115,6 +130,12 @@ class TextEncoder(BaseEncoder):
         "progress": ["boolean", StrOptions({"auto"})],
         "revision": [str, None],
         "cache": [str, os.PathLike, None],
+        "precision": [StrOptions(set(PRECISIONS))],
+        "n_threads": [
+            Interval(numbers.Integral, None, -1, closed="right"),
+            None,
+            Interval(numbers.Integral, 1, None, closed="left"),
+        ],
     }
 
     def __init__(
@@ -129,6 +150,8 @@ class TextEncoder(BaseEncoder):
         progress: bool | str = "auto",
         revision: str | None = None,
         cache: str | os.PathLike | None = "memory",
+        precision: str = "float32",
+        n_threads: int | None = None,
     ):
         self.model = model
         self.batch_size = batch_size
@@ -139,6 +162,8 @@ class TextEncoder(BaseEncoder):
         self.progress = progress
         self.revision = revision
         self.cache = cache
+        self.precision = precision
+        self.n_threads = n_threads
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -192,7 +217,7 @@ class TextEncoder(BaseEncoder):
             from tqdm.auto import tqdm
 
             starts = tqdm(starts, desc="TextEncoder", unit="batch")
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.precision_, self.device_):
             for start in starts:
                 rows = order[start : start + self.batch_size]
                 features = network.preprocess([unique[i] for i in rows])

@@ -17,8 +17,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
-from sktransfer import ImageEncoder, TextEncoder
+from sktransfer import ImageEncoder, TextEncoder, _precision
 from sktransfer.cache import DB_NAME, cache_info, clear_cache, set_memory_limit
+from sktransfer.exceptions import PrecisionWarning
 from tests.conftest import image_samples, text_samples
 
 
@@ -95,7 +96,8 @@ def test_cached_and_uncached_features_are_identical(tiny_text_model):
 
 
 @pytest.mark.parametrize(
-    ("param", "value"), [("max_length", 6), ("normalize", True), ("revision", "v2")]
+    ("param", "value"),
+    [("max_length", 6), ("normalize", True), ("revision", "v2"), ("precision", "bfloat16")],
 )
 def test_output_affecting_parameters_miss(tiny_text_model, param, value, monkeypatch):
     X, _ = text_samples(12)
@@ -105,13 +107,31 @@ def test_output_affecting_parameters_miss(tiny_text_model, param, value, monkeyp
         other = clone(base).set_params(revision=value)
         other.model_source_, other.model_reference_ = base.model_source_, base.model_reference_
         other.n_features_out_ = base.n_features_out_
+        other.precision_ = base.precision_
         assert other._fingerprint() != base.model_fingerprint_
         return
+    if param == "precision":  # pretend bfloat16 pays on this CPU (the numerics are real)
+        monkeypatch.setattr(_precision, "cpu_bfloat16_speedup", lambda: 2.5)
     counter = EncodeCounter(monkeypatch, TextEncoder)
     changed = clone(base).set_params(**{param: value}).fit()
     assert changed.model_fingerprint_ != base.model_fingerprint_
     changed.transform(X)
     assert sorted(counter.samples) == sorted(set(X))
+
+
+def test_precision_fallback_hits_the_float32_entries(tiny_text_model, monkeypatch):
+    """A bfloat16 request that falls back to float32 computes float32 vectors."""
+    X, _ = text_samples(12)
+    base = TextEncoder(tiny_text_model, progress=False).fit()
+    base.transform(X)
+    monkeypatch.setattr(_precision, "cpu_bfloat16_speedup", lambda: 0.5)
+    counter = EncodeCounter(monkeypatch, TextEncoder)
+    with pytest.warns(PrecisionWarning):
+        other = clone(base).set_params(precision="bfloat16").fit()
+    assert other.precision_ == "float32"
+    assert other.model_fingerprint_ == base.model_fingerprint_
+    other.transform(X)
+    assert counter.samples == []
 
 
 @pytest.mark.parametrize(
