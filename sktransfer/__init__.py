@@ -1,7 +1,8 @@
 """sktransfer: transfer learning for scikit-learn.
 
 Pretrained text encoders (sentence-transformers) and image encoders (timm) as
-scikit-learn transformers.
+scikit-learn transformers, and fine-tuning estimators (classifiers and
+regressors) built on them.
 
 Importing this package is cheap: torch, timm, sentence-transformers and even
 scikit-learn are imported only when an estimator is first used.
@@ -18,11 +19,26 @@ __version__ = "0.1.0.dev0"
 _LAZY = {
     "TextEncoder": "sktransfer.text",
     "ImageEncoder": "sktransfer.image",
+    "TextClassifier": "sktransfer.finetune",
+    "TextRegressor": "sktransfer.finetune",
+    "ImageClassifier": "sktransfer.finetune",
+    "ImageRegressor": "sktransfer.finetune",
 }
 
-__all__ = ["ImageEncoder", "TextEncoder", "datasets", "exceptions"]
+__all__ = [
+    "ImageClassifier",
+    "ImageEncoder",
+    "ImageRegressor",
+    "TextClassifier",
+    "TextEncoder",
+    "TextRegressor",
+    "datasets",
+    "exceptions",
+    "finetune",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from sktransfer.finetune import ImageClassifier, ImageRegressor, TextClassifier, TextRegressor
     from sktransfer.image import ImageEncoder
     from sktransfer.text import TextEncoder
 
@@ -32,7 +48,7 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
-    if name in ("datasets", "exceptions"):
+    if name in ("datasets", "exceptions", "finetune"):
         return importlib.import_module(f"sktransfer.{name}")
     raise AttributeError(f"module 'sktransfer' has no attribute {name!r}")
 

@@ -1,8 +1,13 @@
 """The sklearn contract, checked on every public estimator of sktransfer.
 
 Estimators are discovered from ``sktransfer.__all__``; each needs an entry in
-``CASES`` (a tiny-model instance and matching data), so a new public estimator
+``case`` (a tiny-model instance and matching data), so a new public estimator
 fails this module until it is added here.
+
+Common checks run on every estimator; transformer checks (feature names,
+``set_output``, ColumnTransformer) on the frozen encoders; predictor checks
+(``predict`` / ``predict_proba`` shapes, string classes, ``score``) on the
+fine-tuning estimators.
 """
 
 from __future__ import annotations
@@ -16,17 +21,19 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn import clone
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, is_classifier, is_regressor
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils import estimator_checks
 
 import sktransfer
 from tests.conftest import image_samples, text_samples
+
+TRANSFORMERS = ("TextEncoder", "ImageEncoder")
 
 
 def public_estimators():
@@ -36,6 +43,16 @@ def public_estimators():
         if inspect.isclass(obj) and issubclass(obj, BaseEstimator):
             found.append(name)
     return found
+
+
+# Fine-tuning cases: tiny bodies, 2 epochs, 16 samples -- each fit well under a second.
+_FINETUNE = {"epochs": 2, "batch_size": 8, "learning_rate": 1e-2, "random_state": 0}
+
+
+def _finetune_targets(name, y):
+    if name.endswith("Classifier"):
+        return np.where(y == 1, "pos", "neg")
+    return y * 2.0 - 1.0 + np.linspace(0, 0.5, len(y))
 
 
 @pytest.fixture
@@ -56,15 +73,53 @@ def case(request, tiny_text_model, tiny_image_weights):
             progress=False,
         )
         return est, X, y, {"batch_size": [4, 7]}
+    if name in ("TextClassifier", "TextRegressor"):
+        X, y = text_samples(16)
+        est = getattr(sktransfer, name)(tiny_text_model, **_FINETUNE)
+        return est, X, _finetune_targets(name, y), {"trainable_blocks": [0, 1]}
+    if name in ("ImageClassifier", "ImageRegressor"):
+        X, y = image_samples(16, size=24)
+        est = getattr(sktransfer, name)(
+            "test_efficientnet", weights=tiny_image_weights, image_size=32, **_FINETUNE
+        )
+        return est, X, _finetune_targets(name, y), {"trainable_blocks": [0, 1]}
     pytest.fail(f"{name} is public but has no case in tests/test_contract.py; add one.")
 
 
 ESTIMATORS = public_estimators()
+PREDICTORS = [name for name in ESTIMATORS if name not in TRANSFORMERS]
 parametrize = pytest.mark.parametrize("case", ESTIMATORS, indirect=True)
+parametrize_transformers = pytest.mark.parametrize(
+    "case", [n for n in ESTIMATORS if n in TRANSFORMERS], indirect=True
+)
+parametrize_predictors = pytest.mark.parametrize("case", PREDICTORS, indirect=True)
+
+
+def is_transformer(est) -> bool:
+    return hasattr(est, "transform")
+
+
+def fit(est, X, y):
+    """Fit as a user would: a frozen encoder needs no y, a predictor does."""
+    return est.fit(X) if is_transformer(est) else est.fit(X, y)
+
+
+def output(est, X):
+    """What an estimator computes: features, class probabilities or predictions."""
+    if is_transformer(est):
+        return est.transform(X)
+    if is_classifier(est):
+        return est.predict_proba(X)
+    return est.predict(X)
 
 
 def test_discovery_finds_the_encoders():
     assert {"TextEncoder", "ImageEncoder"} <= set(ESTIMATORS)
+
+
+def test_discovery_finds_the_fine_tuners():
+    expected = {"TextClassifier", "TextRegressor", "ImageClassifier", "ImageRegressor"}
+    assert expected <= set(PREDICTORS)
 
 
 # sklearn's checks that need no tabular data (parametrize_with_checks would
@@ -83,6 +138,7 @@ DATA_FREE_CHECKS = [
 ]
 
 
+# ------------------------------------------------------------- every estimator
 @parametrize
 @pytest.mark.parametrize("check", DATA_FREE_CHECKS)
 def test_sklearn_data_free_checks(case, check):
@@ -95,77 +151,89 @@ def test_default_construction_loads_nothing(case):
     est = type(case[0])()
     assert not [k for k in vars(est) if k.endswith("_") or k.startswith("_")]
     with pytest.raises(NotFittedError):
-        est.transform(case[1][:2])
+        output(est, case[1][:2])
 
 
 @parametrize
 def test_clone_and_params_round_trip(case):
-    est, X, _, _ = case
+    est, X, y, _ = case
     params = est.get_params()
     cloned = clone(est)
     assert cloned.get_params() == params
-    assert type(cloned)().set_params(**params).get_params() == params
-    fitted = clone(est).fit(X)
+    assert type(est)().set_params(**params).get_params() == params
+    fitted = fit(clone(est), X, y)
     assert clone(fitted).get_params() == params
     with pytest.raises(NotFittedError):
-        clone(fitted).transform(X)
+        output(clone(fitted), X)
     assert fitted.get_params() == params, "fit must not change parameters"
     assert type(est).__name__ in repr(est)
 
 
 @parametrize
-def test_unfitted_transform_raises(case):
+def test_unfitted_estimator_raises(case):
     est, X, _, _ = case
     with pytest.raises(NotFittedError, match="not fitted"):
-        est.transform(X)
-    with pytest.raises(NotFittedError):
-        est.get_feature_names_out()
+        output(est, X)
+    if is_transformer(est):
+        with pytest.raises(NotFittedError):
+            est.get_feature_names_out()
+    else:
+        with pytest.raises(NotFittedError):
+            est.predict(X)
 
 
 @parametrize
 def test_fit_returns_self_and_fitted_attributes(case):
-    est, X, _, _ = case
-    assert est.fit(X) is est
+    est, X, y, _ = case
+    assert fit(est, X, y) is est
     assert est.n_features_in_ == 1
-    assert est.n_features_out_ > 0
+    if is_transformer(est):
+        assert est.n_features_out_ > 0
     assert isinstance(est.device_, str) and isinstance(est.model_source_, str)
 
 
 @parametrize
-def test_transform_is_deterministic_float32_and_aligned(case):
-    est, X, _, _ = case
-    fitted = clone(est).fit(X)
-    first = fitted.transform(X)
-    second = clone(est).fit(X).transform(X)
-    assert first.dtype == np.float32
-    assert first.shape == (len(X), fitted.n_features_out_)
+def test_output_is_deterministic_and_aligned(case):
+    est, X, y, _ = case
+    fitted = fit(clone(est), X, y)
+    first = output(fitted, X)
+    second = output(fit(clone(est), X, y), X)
+    if is_transformer(est):
+        assert first.dtype == np.float32
+        assert first.shape == (len(X), fitted.n_features_out_)
     np.testing.assert_array_equal(first, second)
-    np.testing.assert_array_equal(fitted.transform(X), first)
+    np.testing.assert_array_equal(output(fitted, X), first)
     # Row i depends on sample i only: encoding a reversed subset gives the same rows.
-    subset = fitted.transform(X[:7][::-1])
+    subset = output(fitted, X[:7][::-1])
     np.testing.assert_allclose(subset, first[:7][::-1], rtol=1e-5, atol=1e-6)
-    # Batch size is not an output-affecting parameter.
-    other = clone(est).set_params(batch_size=3).fit(X).transform(X)
-    np.testing.assert_allclose(other, first, rtol=1e-5, atol=1e-6)
+    if is_transformer(est):
+        # Batch size is not an output-affecting parameter of a frozen encoder.
+        other = clone(est).set_params(batch_size=3).fit(X).transform(X)
+        np.testing.assert_allclose(other, first, rtol=1e-5, atol=1e-6)
 
 
 @parametrize
 def test_empty_input_gives_empty_array(case):
-    est, X, _, _ = case
-    est.fit(X)
-    out = est.transform([])
-    assert out.shape == (0, est.n_features_out_)
-    assert out.dtype == np.float32
+    est, X, y, _ = case
+    fit(est, X, y)
+    if is_transformer(est):
+        out = est.transform([])
+        assert out.shape == (0, est.n_features_out_)
+        assert out.dtype == np.float32
+        return
+    assert est.predict([]).shape == (0,)
+    if is_classifier(est):
+        assert est.predict_proba([]).shape == (0, len(est.classes_))
 
 
 @parametrize
 @pytest.mark.parametrize("fitted", [False, True])
 @pytest.mark.parametrize("dumper", ["pickle", "joblib"])
 def test_pickle_round_trip(case, fitted, dumper):
-    est, X, _, _ = case
+    est, X, y, _ = case
     if fitted:
-        est.fit(X)
-        expected = est.transform(X)
+        fit(est, X, y)
+        expected = output(est, X)
     buffer = io.BytesIO()
     if dumper == "pickle":
         pickle.dump(est, buffer)
@@ -177,18 +245,53 @@ def test_pickle_round_trip(case, fitted, dumper):
         size = buffer.tell()
         buffer.seek(0)
         loaded = joblib.load(buffer)
-    # A frozen encoder pickles its reference, not its weights.
-    assert size < 20_000, f"pickle is {size} bytes: weights were pickled"
+    if is_transformer(est) or not fitted:
+        # A frozen encoder pickles its reference, not its weights.
+        assert size < 20_000, f"pickle is {size} bytes: weights were pickled"
     assert loaded.get_params() == est.get_params()
     if fitted:
-        np.testing.assert_array_equal(loaded.transform(X), expected)
+        np.testing.assert_array_equal(output(loaded, X), expected)
         assert loaded.model_source_ == est.model_source_
     else:
         with pytest.raises(NotFittedError):
-            loaded.transform(X)
+            output(loaded, X)
 
 
 @parametrize
+def test_in_pipeline_and_grid_search(case):
+    est, X, y, grid = case
+    if is_transformer(est):
+        pipe = Pipeline([("enc", est), ("clf", LogisticRegression(max_iter=500))])
+        pipe.fit(X, y)
+        assert pipe.predict(X).shape == (len(X),)
+        param_grid = {"clf__C": [0.1, 10.0]}
+        param_grid.update({f"enc__{k}": v for k, v in grid.items()})
+        search = GridSearchCV(pipe, param_grid, cv=2).fit(X, y)
+        assert len(search.cv_results_["params"]) == 4
+        assert search.best_estimator_.named_steps["enc"].n_features_out_ == est.n_features_out_
+        return
+    # A fine-tuning estimator is the last step of a pipeline.
+    pipe = Pipeline([("identity", FunctionTransformer()), ("model", est)])
+    pipe.fit(X, y)
+    assert pipe.predict(X).shape == (len(X),)
+    param_grid = {f"model__{k}": v for k, v in grid.items()}
+    search = GridSearchCV(pipe, param_grid, cv=2).fit(X, y)
+    assert len(search.cv_results_["params"]) == 2
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert search.best_estimator_.predict(X[:3]).shape == (3,)
+
+
+@parametrize
+def test_bad_parameter_is_reported_at_fit(case):
+    est, X, y, _ = case
+    with pytest.raises(ValueError, match="batch_size"):
+        fit(clone(est).set_params(batch_size=0), X, y)
+    with pytest.raises(ValueError, match="device"):
+        fit(clone(est).set_params(device="no-such-device"), X, y)
+
+
+# ---------------------------------------------------------------- transformers
+@parametrize_transformers
 def test_feature_names_and_pandas_output(case):
     est, X, _, _ = case
     est.fit(X)
@@ -205,7 +308,7 @@ def test_feature_names_and_pandas_output(case):
     np.testing.assert_allclose(frame.to_numpy(), est.transform(X), rtol=1e-5, atol=1e-6)
 
 
-@parametrize
+@parametrize_transformers
 def test_one_column_dataframe_records_its_name(case):
     est, X, _, _ = case
     df = pd.DataFrame({"item": X})
@@ -218,20 +321,7 @@ def test_one_column_dataframe_records_its_name(case):
         est.get_feature_names_out(["other"])
 
 
-@parametrize
-def test_in_pipeline_and_grid_search(case):
-    est, X, y, grid = case
-    pipe = Pipeline([("enc", est), ("clf", LogisticRegression(max_iter=500))])
-    pipe.fit(X, y)
-    assert pipe.predict(X).shape == (len(X),)
-    param_grid = {"clf__C": [0.1, 10.0]}
-    param_grid.update({f"enc__{k}": v for k, v in grid.items()})
-    search = GridSearchCV(pipe, param_grid, cv=2).fit(X, y)
-    assert len(search.cv_results_["params"]) == 4
-    assert search.best_estimator_.named_steps["enc"].n_features_out_ == est.n_features_out_
-
-
-@parametrize
+@parametrize_transformers
 def test_in_column_transformer_with_numeric_columns(case):
     est, X, y, _ = case
     rng = np.random.default_rng(0)
@@ -248,10 +338,36 @@ def test_in_column_transformer_with_numeric_columns(case):
     assert model.score(df, y) > 0.5
 
 
-@parametrize
-def test_bad_parameter_is_reported_at_fit(case):
-    est, X, _, _ = case
-    with pytest.raises(ValueError, match="batch_size"):
-        clone(est).set_params(batch_size=0).fit(X)
-    with pytest.raises(ValueError, match="device"):
-        clone(est).set_params(device="no-such-device").fit(X)
+# ------------------------------------------------------------------ predictors
+@parametrize_predictors
+def test_predict_shapes_classes_and_score(case):
+    est, X, y, _ = case
+    est.fit(X, y)
+    predictions = est.predict(X)
+    assert predictions.shape == (len(X),)
+    score = est.score(X, y)
+    assert np.isfinite(score)
+    if is_classifier(est):
+        assert list(est.classes_) == ["neg", "pos"]
+        assert set(predictions) <= {"neg", "pos"}
+        proba = est.predict_proba(X)
+        assert proba.shape == (len(X), 2)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+        np.testing.assert_array_equal(predictions, est.classes_[proba.argmax(axis=1)])
+        decision = est.decision_function(X)
+        assert decision.shape == (len(X),)
+        np.testing.assert_array_equal(decision > 0, predictions == "pos")
+        assert 0.0 <= score <= 1.0
+    else:
+        assert is_regressor(est)
+        assert predictions.dtype == np.float64
+
+
+@parametrize_predictors
+def test_cross_val_score_refits_from_scratch(case):
+    est, X, y, _ = case
+    scores = cross_val_score(est, X, y, cv=2)
+    assert scores.shape == (2,) and np.isfinite(scores).all()
+    # The estimator passed in stays unfitted; cross-validation fitted clones.
+    with pytest.raises(NotFittedError):
+        est.predict(X)

@@ -1,0 +1,385 @@
+"""The one training loop every fine-tuning estimator shares.
+
+``TrainingLoop.fit -> run_epoch -> train_step`` (and ``validate``), each a small
+method with one job. The practices are small objects the loop consults:
+:class:`FreezeSchedule` (freezing and gradual unfreezing), :func:`layer_decay_groups`
+(discriminative learning rates), :func:`warmup_then_linear_decay` (the learning-rate
+schedule) and :class:`EarlyStopping` (patience and best-weights restoring). Text and
+image differ only in the backend that prepares batches (see ``_bodies.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from sktransfer.finetune._bodies import group_of_modules
+
+# ---------------------------------------------------------------- freezing
+
+
+class FreezeSchedule:
+    """How many body blocks (counted from the top) train at each epoch.
+
+    Parameters
+    ----------
+    n_blocks : int
+        Blocks of the body. The head always trains.
+    trainable_blocks : int
+        Blocks that train from the first epoch (0 = head only).
+    unfreeze_every : int or None
+        Unfreeze one more block toward the input every this many epochs.
+    """
+
+    def __init__(self, n_blocks: int, trainable_blocks: int, unfreeze_every: int | None):
+        self.n_blocks = n_blocks
+        self.trainable_blocks = min(trainable_blocks, n_blocks)
+        self.unfreeze_every = unfreeze_every
+
+    def n_trainable(self, epoch: int) -> int:
+        extra = 0 if self.unfreeze_every is None else epoch // self.unfreeze_every
+        return min(self.n_blocks, self.trainable_blocks + extra)
+
+    def lowest_trainable(self, epoch: int) -> int:
+        """Index of the lowest trainable body block (``n_blocks`` = head only)."""
+        return self.n_blocks - self.n_trainable(epoch)
+
+    def apply(self, net: nn.Module, block_of: dict[str, int], epoch: int) -> None:
+        """Set ``requires_grad`` for this epoch's blocks (parameters outside the map train)."""
+        lowest = self.lowest_trainable(epoch)
+        for name, param in net.named_parameters():
+            param.requires_grad_(block_of.get(name, self.n_blocks) >= lowest)
+
+    def set_modes(self, net: nn.Module, module_block: dict[str, int], epoch: int) -> None:
+        """Put the net in training mode except frozen blocks (BatchNorm stats, dropout)."""
+        net.train()
+        lowest = self.lowest_trainable(epoch)
+        modules = dict(net.named_modules())
+        for name, block in module_block.items():
+            if block < lowest:
+                modules[name].train(False)
+
+
+# ------------------------------------------------------ discriminative LRs
+
+
+def block_lr_scales(n_blocks: int, layer_decay: float) -> list[float]:
+    """Learning-rate scale of body blocks 0..n_blocks-1 (input first), then the head.
+
+    The head gets 1; a block ``k`` steps below the head gets ``layer_decay ** k``.
+    """
+    return [layer_decay ** (n_blocks - b) for b in range(n_blocks)] + [1.0]
+
+
+def layer_decay_groups(
+    net: nn.Module,
+    block_of: dict[str, int],
+    n_blocks: int,
+    *,
+    learning_rate: float,
+    layer_decay: float,
+    weight_decay: float,
+    lowest_block: int,
+) -> list[dict]:
+    """Optimizer parameter groups: one per (block, decay / no decay).
+
+    Biases and normalisation weights (1-D parameters) get no weight decay, as in
+    timm's ``param_groups_layer_decay``. Blocks below ``lowest_block`` never
+    train and are left out.
+    """
+    scales = block_lr_scales(n_blocks, layer_decay)
+    groups: dict[tuple[int, bool], dict] = {}
+    for name, param in net.named_parameters():
+        block = block_of.get(name, n_blocks)
+        if block < lowest_block:
+            continue
+        decay = param.ndim > 1
+        key = (block, decay)
+        if key not in groups:
+            groups[key] = {
+                "params": [],
+                "lr": learning_rate * scales[block],
+                "weight_decay": weight_decay if decay else 0.0,
+                "block": block,
+            }
+        groups[key]["params"].append(param)
+    return [groups[key] for key in sorted(groups)]
+
+
+def warmup_then_linear_decay(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """Multiplier of the learning rate at a step: linear warm-up, then linear decay to 0."""
+
+    def factor(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        remaining = max(1, total_steps - warmup_steps)
+        return max(0.0, (total_steps - step) / remaining)
+
+    return factor
+
+
+# ---------------------------------------------------------- early stopping
+
+
+class EarlyStopping:
+    """Stop after ``patience`` epochs without improvement; remember the best weights."""
+
+    def __init__(self, patience: int, greater_is_better: bool = True, tol: float = 0.0):
+        self.patience = patience
+        self.sign = 1.0 if greater_is_better else -1.0
+        self.tol = tol
+        self.best_score = -math.inf
+        self.best_epoch: int | None = None
+        self.best_state: dict | None = None
+        self.bad_epochs = 0
+
+    def update(self, epoch: int, score: float, net: nn.Module) -> bool:
+        """Record an epoch's score; return True when training should stop."""
+        signed = self.sign * score
+        if self.best_epoch is None or signed > self.best_score + self.tol:
+            self.best_score, self.best_epoch, self.bad_epochs = signed, epoch, 0
+            self.best_state = _cpu_copy(net)
+            return False
+        self.bad_epochs += 1
+        return self.bad_epochs >= self.patience
+
+    def restore(self, net: nn.Module) -> None:
+        if self.best_state is not None:
+            net.load_state_dict(self.best_state)
+
+
+def _cpu_copy(net: nn.Module) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+
+
+# -------------------------------------------------------------------- loop
+
+
+@dataclass
+class LoopConfig:
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    layer_decay: float
+    weight_decay: float
+    warmup_fraction: float
+    max_grad_norm: float | None
+    device: str
+    amp_dtype: torch.dtype | None = None
+    verbose: int = 0
+
+
+@dataclass
+class Split:
+    """Items, targets (tensor) and sample weights (tensor) of a training or validation split."""
+
+    items: list
+    targets: torch.Tensor
+    weights: torch.Tensor
+    y: np.ndarray  # targets as the metric wants them
+
+
+class TrainingLoop:
+    """Train ``net`` on one backend's batches. One object per ``fit``.
+
+    Parameters
+    ----------
+    net : FineTuneNet
+    backend : TextBackend or ImageBackend
+        Prepares batches (``collate``, ``inference_batches``, ``to_device``).
+    block_of : dict
+        Block index of every body parameter name (as named in ``net``).
+    n_blocks : int
+    freeze : FreezeSchedule
+    loss_fn : callable
+        ``(outputs, targets) -> per-sample losses``.
+    metric : callable or None
+        ``(outputs ndarray, y, weights) -> score`` on the validation split.
+    early_stopping : EarlyStopping or None
+    config : LoopConfig
+    generator : torch.Generator
+        Shuffles the training data.
+    """
+
+    def __init__(
+        self,
+        net,
+        backend,
+        block_of,
+        n_blocks,
+        freeze,
+        loss_fn,
+        metric,
+        early_stopping,
+        config,
+        generator,
+    ):
+        self.net = net
+        self.backend = backend
+        self.block_of = block_of
+        self.n_blocks = n_blocks
+        self.freeze = freeze
+        self.loss_fn = loss_fn
+        self.metric = metric
+        self.early_stopping = early_stopping
+        self.config = config
+        self.generator = generator
+        self.module_block = group_of_modules(net, block_of)
+        self.history: list[dict] = []
+
+    # ---------------------------------------------------------------- setup
+    def _make_optimizer(self, n_steps_per_epoch: int) -> None:
+        cfg = self.config
+        groups = layer_decay_groups(
+            self.net,
+            self.block_of,
+            self.n_blocks,
+            learning_rate=cfg.learning_rate,
+            layer_decay=cfg.layer_decay,
+            weight_decay=cfg.weight_decay,
+            lowest_block=self.freeze.lowest_trainable(cfg.epochs - 1),
+        )
+        self.optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate)
+        total = cfg.epochs * n_steps_per_epoch
+        warmup = int(round(cfg.warmup_fraction * total))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, warmup_then_linear_decay(total, warmup)
+        )
+        use_scaler = cfg.amp_dtype == torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+
+    def _autocast(self):
+        if self.config.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self.config.amp_dtype)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, train: Split, valid: Split | None) -> list[dict]:
+        n_steps = math.ceil(len(train.items) / self.config.batch_size)
+        self.net.to(self.config.device)
+        self._make_optimizer(n_steps)
+        # Mean weight 1 over the training set: weights rescale, they do not shrink the loss.
+        self.weight_scale = float(train.weights.mean())
+        for epoch in range(self.config.epochs):
+            record = self.run_epoch(epoch, train, valid)
+            self.history.append(record)
+            if self.config.verbose:
+                print(_format_record(record))  # noqa: T201 - verbose output is the point
+            if self.early_stopping is not None and record["valid_score"] is not None:
+                if self.early_stopping.update(epoch, record["valid_score"], self.net):
+                    break
+        if self.early_stopping is not None:
+            self.early_stopping.restore(self.net)
+        self.net.eval()
+        return self.history
+
+    def run_epoch(self, epoch: int, train: Split, valid: Split | None) -> dict:
+        start = time.perf_counter()
+        self.freeze.apply(self.net, self.block_of, epoch)
+        self.freeze.set_modes(self.net, self.module_block, epoch)
+        order = torch.randperm(len(train.items), generator=self.generator).numpy()
+        batches = range(0, len(order), self.config.batch_size)
+        if self.config.verbose >= 2:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc=f"epoch {epoch + 1}", unit="batch", leave=False)
+        total_loss, total_weight = 0.0, 0.0
+        for begin in batches:
+            rows = order[begin : begin + self.config.batch_size]
+            loss_sum, weight_sum = self.train_step(train, rows)
+            total_loss += loss_sum
+            total_weight += weight_sum
+        train_time = time.perf_counter() - start
+        score = None if valid is None else self.validate(valid)
+        return {
+            "epoch": epoch + 1,
+            "train_loss": total_loss / max(total_weight, 1e-12),
+            "valid_score": score,
+            "trainable_blocks": self.freeze.n_trainable(epoch),
+            "learning_rates": self.current_learning_rates(),
+            "train_time": train_time,
+            "time": time.perf_counter() - start,
+        }
+
+    def train_step(self, train: Split, rows: np.ndarray) -> tuple[float, float]:
+        """One optimisation step on the samples ``rows``.
+
+        Returns the batch's weighted loss sum and weight sum (for the epoch's mean).
+        """
+        batch = self.backend.collate([train.items[i] for i in rows], training=True)
+        batch = self.backend.to_device(batch, self.config.device)
+        index = torch.from_numpy(rows)
+        targets = train.targets[index].to(self.config.device)
+        weights = train.weights[index].to(self.config.device) / self.weight_scale
+        with self._autocast():
+            outputs = self.net(batch)
+        losses = self.loss_fn(outputs.float(), targets)
+        loss = (losses * weights).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config.max_grad_norm is not None:
+            self.scaler.unscale_(self.optimizer)
+            groups = self.optimizer.param_groups
+            params = [p for g in groups for p in g["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        scale = self.weight_scale
+        return float(loss.detach()) * len(rows) * scale, float(weights.sum()) * scale
+
+    def validate(self, valid: Split) -> float:
+        cfg = self.config
+        outputs = predict_outputs(
+            self.net, self.backend, valid.items, cfg.batch_size, cfg.device, cfg.amp_dtype
+        )
+        return float(self.metric(outputs, valid.y, valid.weights.numpy()))
+
+    def current_learning_rates(self) -> dict[str, float]:
+        """Learning rate of every trained block right now ("head", "block_<i>")."""
+        rates = {}
+        for group in self.optimizer.param_groups:
+            block = group["block"]
+            name = "head" if block >= self.n_blocks else f"block_{block}"
+            rates[name] = float(group["lr"])
+        return dict(sorted(rates.items(), key=lambda kv: (kv[0] != "head", kv[0])))
+
+
+def predict_outputs(net, backend, items, batch_size, device, amp_dtype=None) -> np.ndarray:
+    """Raw outputs of ``net`` (eval mode, inference mode, batched), row i for item i."""
+    was_training = net.training
+    net.eval()
+    chunks, positions = [], []
+    autocast = (
+        torch.autocast(device_type="cuda", dtype=amp_dtype)
+        if amp_dtype is not None
+        else contextlib.nullcontext()
+    )
+    try:
+        with torch.inference_mode(), autocast:
+            for rows, batch in backend.inference_batches(items, batch_size):
+                out = net(backend.to_device(batch, device))
+                chunks.append(out.float().cpu().numpy())
+                positions.append(np.asarray(rows))
+    finally:
+        net.train(was_training)
+    outputs = np.empty((len(items), chunks[0].shape[1]), dtype=np.float32)
+    outputs[np.concatenate(positions)] = np.concatenate(chunks)
+    return outputs
+
+
+def _format_record(record: dict) -> str:
+    score = record["valid_score"]
+    valid = "" if score is None else f"  valid={score:.4f}"
+    return (
+        f"epoch {record['epoch']:3d}  loss={record['train_loss']:.4f}{valid}  "
+        f"blocks={record['trainable_blocks']}  lr={record['learning_rates'].get('head', 0):.2e}  "
+        f"{record['time']:.1f}s"
+    )
