@@ -96,6 +96,7 @@ class TextBackend:
     """Hooks for sentence-transformers bodies."""
 
     kind = "text"
+    augments = False  # training batches are the evaluation batches
 
     def __init__(self, model: str, *, max_length: int | None = None, revision: str | None = None):
         self.model = model
@@ -222,6 +223,11 @@ class ImageBackend:
         self.augmentation = augmentation
         self.n_workers = n_workers
         self.data_config = None
+
+    @property
+    def augments(self) -> bool:
+        """Whether training batches differ from evaluation batches."""
+        return self.augmentation != "none"
 
     def check_X(self, X) -> list:
         return as_image_list(X)

@@ -25,6 +25,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from sktransfer._device import device_after_unpickling, resolve_device
 from sktransfer._hub import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL
+from sktransfer._precision import PRECISIONS, autocast, resolve_precision
 from sktransfer.exceptions import InvalidInputError
 
 __all__ = ["TextClassifier", "TextRegressor", "ImageClassifier", "ImageRegressor"]
@@ -49,6 +50,7 @@ _COMMON_CONSTRAINTS = {
     "random_state": ["random_state"],
     "device": [str],
     "mixed_precision": ["boolean", StrOptions({"auto"})],
+    "precision": [StrOptions(set(PRECISIONS))],
     "verbose": ["verbose"],
 }
 _TEXT_CONSTRAINTS = {"max_length": [Interval(numbers.Integral, 1, None, closed="left"), None]}
@@ -181,6 +183,7 @@ class _FineTuneEstimator(BaseEstimator):
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         self._discard_network()
         device = resolve_device(self.device)
+        precision = resolve_precision(self.precision, device, owner=type(self).__name__)
         amp_dtype = _amp_dtype(self.mixed_precision, device)
         metric_name = self._validation_metric()
         with _seeded(seed, device):
@@ -225,6 +228,7 @@ class _FineTuneEstimator(BaseEstimator):
         self._net = net.eval()
         self._backend = backend
         self.device_ = device
+        self.precision_ = precision
         self.model_source_ = source
         self.model_reference_ = reference
         self.n_features_in_ = 1
@@ -287,8 +291,8 @@ class _FineTuneEstimator(BaseEstimator):
         items = self._backend.check_X(X)
         if len(items) == 0:
             return np.empty((0, net.head.out_features), dtype=np.float32)
-        amp_dtype = _amp_dtype(self.mixed_precision, self.device_)
-        return predict_outputs(net, self._backend, items, self.batch_size, self.device_, amp_dtype)
+        with autocast(self.precision_, self.device_):
+            return predict_outputs(net, self._backend, items, self.batch_size, self.device_)
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "history_")
@@ -316,6 +320,8 @@ class _FineTuneEstimator(BaseEstimator):
         net.load_state_dict(self._net_state)
         for param in net.parameters():
             param.requires_grad_(False)
+        if device != self.device_:  # e.g. trained on a GPU, unpickled on a CPU
+            self.precision_ = resolve_precision(self.precision, device, owner=type(self).__name__)
         self._net, self._backend, self.device_ = net.to(device).eval(), backend, device
         del self._net_state
         return self._net
@@ -650,9 +656,15 @@ _PARAMS_DOC = """
     device : str, default="auto"
         "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps".
     mixed_precision : bool or "auto", default="auto"
-        bfloat16 (float16 with loss scaling where bf16 is unsupported)
-        autocast on CUDA; "auto" and True use it on CUDA. It never applies on
-        the CPU.
+        Training in bfloat16 (float16 with loss scaling where bf16 is
+        unsupported) autocast on CUDA; "auto" and True use it on CUDA. It
+        never applies on the CPU.
+    precision : {"float32", "bfloat16", "float16"}, default="float32"
+        Floating-point type of the forward pass in ``predict`` and friends,
+        as in :class:`sktransfer.TextEncoder`: "bfloat16" where the CPU or GPU
+        runs it faster (a ``PrecisionWarning`` and float32 elsewhere),
+        "float16" on CUDA. ``precision_`` is the one in use. Training is not
+        affected (see ``mixed_precision``).
     verbose : int, default=0
         1 prints one line per epoch; 2 also shows a progress bar per epoch."""
 
@@ -673,6 +685,9 @@ _ATTRIBUTES_DOC = """
         The metric early stopping monitored.
     device_ : str
         The device the network is on.
+    precision_ : str
+        The precision of predictions: ``precision``, or "float32" after a
+        fallback.
     model_source_, model_reference_ : str
         Where the pretrained body came from.
     n_features_in_ : int
@@ -799,6 +814,7 @@ class TextClassifier(_TextInput, _FineTuneClassifier):
         random_state=None,
         device: str = "auto",
         mixed_precision: bool | str = "auto",
+        precision: str = "float32",
         verbose: int = 0,
     ):
         self.model = model
@@ -821,6 +837,7 @@ class TextClassifier(_TextInput, _FineTuneClassifier):
         self.random_state = random_state
         self.device = device
         self.mixed_precision = mixed_precision
+        self.precision = precision
         self.verbose = verbose
 
 
@@ -870,6 +887,7 @@ class TextRegressor(_TextInput, _FineTuneRegressor):
         random_state=None,
         device: str = "auto",
         mixed_precision: bool | str = "auto",
+        precision: str = "float32",
         verbose: int = 0,
     ):
         self.model = model
@@ -891,6 +909,7 @@ class TextRegressor(_TextInput, _FineTuneRegressor):
         self.random_state = random_state
         self.device = device
         self.mixed_precision = mixed_precision
+        self.precision = precision
         self.verbose = verbose
 
 
@@ -947,6 +966,7 @@ class ImageClassifier(_ImageInput, _FineTuneClassifier):
         random_state=None,
         device: str = "auto",
         mixed_precision: bool | str = "auto",
+        precision: str = "float32",
         verbose: int = 0,
     ):
         self.model = model
@@ -972,6 +992,7 @@ class ImageClassifier(_ImageInput, _FineTuneClassifier):
         self.random_state = random_state
         self.device = device
         self.mixed_precision = mixed_precision
+        self.precision = precision
         self.verbose = verbose
 
 
@@ -1025,6 +1046,7 @@ class ImageRegressor(_ImageInput, _FineTuneRegressor):
         random_state=None,
         device: str = "auto",
         mixed_precision: bool | str = "auto",
+        precision: str = "float32",
         verbose: int = 0,
     ):
         self.model = model
@@ -1049,4 +1071,5 @@ class ImageRegressor(_ImageInput, _FineTuneRegressor):
         self.random_state = random_state
         self.device = device
         self.mixed_precision = mixed_precision
+        self.precision = precision
         self.verbose = verbose

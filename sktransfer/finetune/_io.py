@@ -140,6 +140,7 @@ def load_estimator(path, *, device: str, expected=None):
     from safetensors.torch import load_file
 
     from sktransfer._device import resolve_device
+    from sktransfer._precision import resolve_precision
     from sktransfer.finetune._bodies import FineTuneNet
 
     folder = Path(path)
@@ -187,4 +188,5 @@ def load_estimator(path, *, device: str, expected=None):
     estimator._net = net.to(device).eval()
     estimator._backend = backend
     estimator.device_ = device
+    estimator.precision_ = resolve_precision(estimator.precision, device, owner=config["class"])
     return estimator

@@ -260,15 +260,52 @@ class TrainingLoop:
             return contextlib.nullcontext()
         return torch.autocast(device_type="cuda", dtype=self.config.amp_dtype)
 
+    # ------------------------------------------------------- frozen body
+    def body_always_frozen(self) -> bool:
+        """True when no body block trains in any epoch (head-only training)."""
+        return self.freeze.lowest_trainable(self.config.epochs - 1) >= self.n_blocks
+
+    def _use_body_features(self) -> None:
+        """Encode every sample with the frozen body once; epochs then train the head alone.
+
+        Only when the body never trains and the training batches are the
+        evaluation ones (no augmentation): the body is a fixed function then,
+        so running it every epoch would recompute the same features.
+        """
+        cfg = self.config
+        body = self.net.body
+
+        def features(split: Split | None) -> Split | None:
+            if split is None:
+                return None
+            encoded = predict_outputs(
+                body, self.backend, split.items, cfg.batch_size, cfg.device, cfg.amp_dtype
+            )
+            return Split(torch.from_numpy(encoded), split.targets, split.weights, split.y)
+
+        self._train_features = features(self._train)
+        self._valid_features = features(self._valid)
+
     # ------------------------------------------------------------------ fit
     def fit(self, train: Split, valid: Split | None) -> list[dict]:
         n_steps = math.ceil(len(train.items) / self.config.batch_size)
         self.net.to(self.config.device)
         self._make_optimizer(n_steps)
+        self._train, self._valid = train, valid
+        self.features_cached = self.body_always_frozen() and not self.backend.augments
+        setup_time = 0.0
+        if self.features_cached:
+            start = time.perf_counter()
+            self._use_body_features()
+            train, valid = self._train_features, self._valid_features
+            setup_time = time.perf_counter() - start  # counted in the first epoch
         # Mean weight 1 over the training set: weights rescale, they do not shrink the loss.
         self.weight_scale = float(train.weights.mean())
         for epoch in range(self.config.epochs):
             record = self.run_epoch(epoch, train, valid)
+            if epoch == 0:
+                record["train_time"] += setup_time
+                record["time"] += setup_time
             self.history.append(record)
             if self.config.verbose:
                 print(_format_record(record))  # noqa: T201 - verbose output is the point
@@ -313,13 +350,18 @@ class TrainingLoop:
 
         Returns the batch's weighted loss sum and weight sum (for the epoch's mean).
         """
-        batch = self.backend.collate([train.items[i] for i in rows], training=True)
-        batch = self.backend.to_device(batch, self.config.device)
         index = torch.from_numpy(rows)
+        if self.features_cached:  # the items are the frozen body's features
+            features = train.items[index].to(self.config.device)
+            with self._autocast():
+                outputs = self.net.head(self.net.dropout(features))
+        else:
+            batch = self.backend.collate([train.items[i] for i in rows], training=True)
+            batch = self.backend.to_device(batch, self.config.device)
+            with self._autocast():
+                outputs = self.net(batch)
         targets = train.targets[index].to(self.config.device)
         weights = train.weights[index].to(self.config.device) / self.weight_scale
-        with self._autocast():
-            outputs = self.net(batch)
         losses = self.loss_fn(outputs.float(), targets)
         loss = (losses * weights).mean()
         self.optimizer.zero_grad(set_to_none=True)
@@ -337,9 +379,16 @@ class TrainingLoop:
 
     def validate(self, valid: Split) -> float:
         cfg = self.config
-        outputs = predict_outputs(
-            self.net, self.backend, valid.items, cfg.batch_size, cfg.device, cfg.amp_dtype
-        )
+        if self.features_cached:
+            was_training = self.net.training
+            self.net.eval()
+            with torch.inference_mode(), self._autocast():
+                outputs = self.net.head(valid.items.to(cfg.device)).float().cpu().numpy()
+            self.net.train(was_training)
+        else:
+            outputs = predict_outputs(
+                self.net, self.backend, valid.items, cfg.batch_size, cfg.device, cfg.amp_dtype
+            )
         return float(self.metric(outputs, valid.y, valid.weights.numpy()))
 
     def current_learning_rates(self) -> dict[str, float]:
