@@ -77,6 +77,13 @@ class CacheStats:
         return self.hits / total if total else 0.0
 
 
+def _in_chunks(keys: list, size: int = 500):
+    """``(chunk, "?,?,...")`` pairs: SQLite limits the parameters of one statement."""
+    for start in range(0, len(keys), size):
+        chunk = keys[start : start + size]
+        yield chunk, ",".join("?" * len(chunk))
+
+
 def _checksum(data: bytes) -> int:
     return zlib.crc32(data) & 0xFFFFFFFF
 
@@ -190,9 +197,7 @@ class SQLiteStore:
         found: dict[bytes, np.ndarray] = {}
         con = self._connect()
         bad = []
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in _in_chunks(keys):
             rows = con.execute(
                 f"SELECT key, dim, dtype, crc, data FROM embeddings WHERE key IN ({marks})",
                 chunk,
@@ -253,9 +258,7 @@ class SQLiteStore:
                 [(k, pid, now) for k in keys],
             )
             mine = set()
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _in_chunks(keys):
                 mine.update(
                     bytes(k)
                     for (k,) in con.execute(
@@ -293,9 +296,7 @@ class SQLiteStore:
             # Claims that vanished without a result (owner died, error) are ours to do.
             con = self._connect()
             claimed = set()
-            for start in range(0, len(pending), 500):
-                chunk = pending[start : start + 500]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _in_chunks(pending):
                 claimed.update(
                     bytes(k)
                     for (k, owner) in con.execute(

@@ -176,14 +176,7 @@ class TextEncoder(BaseEncoder):
         network, source, reference = load_sentence_transformer(
             self.model, device=device, revision=self.revision
         )
-        if self.max_length is not None:
-            limit = _position_limit(network)
-            if limit is not None and self.max_length > limit:
-                raise ValueError(
-                    f"max_length={self.max_length} exceeds what {reference!r} can read "
-                    f"({limit} tokens); use max_length <= {limit} or None."
-                )
-            network.max_seq_length = self.max_length
+        apply_max_length(network, self.max_length, reference)
         network.eval()
         return network, source, reference
 
@@ -230,6 +223,23 @@ class TextEncoder(BaseEncoder):
 
 
 # ------------------------------------------------------------------ helpers
+def apply_max_length(network, max_length: int | None, reference: str) -> None:
+    """Truncate a sentence-transformers model's input to ``max_length`` tokens.
+
+    ``None`` keeps the model's own limit; a value beyond what the model's
+    position embeddings can read is an error, not a silent cut.
+    """
+    if max_length is None:
+        return
+    limit = _position_limit(network)
+    if limit is not None and max_length > limit:
+        raise ValueError(
+            f"max_length={max_length} exceeds what {reference!r} can read "
+            f"({limit} tokens); use max_length <= {limit} or None."
+        )
+    network.max_seq_length = max_length
+
+
 def _position_limit(network) -> int | None:
     try:
         return int(network[0].auto_model.config.max_position_embeddings)

@@ -33,7 +33,7 @@ from torch import nn
 
 from sktransfer._hub import create_timm_model, load_sentence_transformer
 from sktransfer._image_io import as_image_list, iter_decoded_batches, to_rgb
-from sktransfer.text import _position_limit, _token_lengths, check_texts
+from sktransfer.text import _token_lengths, apply_max_length, check_texts
 
 # ------------------------------------------------------------------ the net
 
@@ -115,14 +115,7 @@ class TextBackend:
         return SentenceTransformerBody(st).to(device), source, reference
 
     def _configure(self, st, reference: str) -> None:
-        if self.max_length is not None:
-            limit = _position_limit(st)
-            if limit is not None and self.max_length > limit:
-                raise ValueError(
-                    f"max_length={self.max_length} exceeds what {reference!r} can read "
-                    f"({limit} tokens); use max_length <= {limit} or None."
-                )
-            st.max_seq_length = self.max_length
+        apply_max_length(st, self.max_length, reference)
         self._st = st
 
     def blocks(self, body: nn.Module) -> list[list[str]]:
