@@ -244,7 +244,17 @@ def test_warmup_then_linear_decay():
     assert [no_warmup(s) for s in range(5)] == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0])
 
 
-def test_fit_gives_each_block_learning_rate_times_layer_decay_power(tiny_text_model, monkeypatch):
+@pytest.mark.parametrize(
+    ("warmup_fraction", "factors"),
+    [
+        # 16 samples, batches of 8: 2 steps per epoch, 6 in all; rates after epochs 1-3.
+        (0.0, [4 / 6, 2 / 6, 0.0]),  # linear decay to 0 from the first step
+        (0.5, [3 / 4, 2 / 3, 0.0]),  # 3 warm-up steps: step 2 is still warming up
+    ],
+)
+def test_fit_gives_each_block_learning_rate_times_layer_decay_power(
+    tiny_text_model, monkeypatch, warmup_fraction, factors
+):
     loops = spy_on_loops(monkeypatch)
     X, y = toy_texts(16)
     lr, decay = 0.02, 0.3
@@ -254,7 +264,7 @@ def test_fit_gives_each_block_learning_rate_times_layer_decay_power(tiny_text_mo
         trainable_blocks="all",
         learning_rate=lr,
         layer_decay=decay,
-        warmup_fraction=0.0,
+        warmup_fraction=warmup_fraction,
         weight_decay=0.1,
         epochs=3,
     ).fit(X, y)
@@ -265,9 +275,7 @@ def test_fit_gives_each_block_learning_rate_times_layer_decay_power(tiny_text_mo
         assert group["initial_lr"] == pytest.approx(lr * decay ** (3 - group["block"]))
         decays = {p.ndim > 1 for p in group["params"]}
         assert group["weight_decay"] == (0.1 if decays == {True} else 0.0)
-    # 16 samples, batches of 8: 2 steps per epoch, 6 in all, decaying linearly to 0.
-    for epoch, record in enumerate(est.history_):
-        factor = (6 - 2 * (epoch + 1)) / 6
+    for record, factor in zip(est.history_, factors, strict=True):
         expected = {"head": lr * factor}
         expected.update({f"block_{b}": lr * decay ** (3 - b) * factor for b in range(3)})
         assert record["learning_rates"] == pytest.approx(expected)
