@@ -340,7 +340,7 @@ class TrainingLoop:
             "train_loss": total_loss / max(total_weight, 1e-12),
             "valid_score": score,
             "trainable_blocks": self.freeze.n_trainable(epoch),
-            "learning_rates": self.current_learning_rates(),
+            "learning_rates": self.current_learning_rates(self.freeze.lowest_trainable(epoch)),
             "train_time": train_time,
             "time": time.perf_counter() - start,
         }
@@ -391,11 +391,17 @@ class TrainingLoop:
             )
         return float(self.metric(outputs, valid.y, valid.weights.numpy()))
 
-    def current_learning_rates(self) -> dict[str, float]:
-        """Learning rate of every trained block right now ("head", "block_<i>")."""
+    def current_learning_rates(self, lowest_block: int = 0) -> dict[str, float]:
+        """Learning rate of every trained block right now ("head", "block_<i>").
+
+        Blocks below ``lowest_block`` are frozen this epoch (gradual unfreezing
+        has not reached them yet) and are left out.
+        """
         rates = {}
         for group in self.optimizer.param_groups:
             block = group["block"]
+            if block < lowest_block:
+                continue
             name = "head" if block >= self.n_blocks else f"block_{block}"
             rates[name] = float(group["lr"])
         return dict(sorted(rates.items(), key=lambda kv: (kv[0] != "head", kv[0])))
