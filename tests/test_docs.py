@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", ROOT / "docs" / "encoders.md"]
+DOCS = [ROOT / "README.md", ROOT / "docs" / "encoders.md", ROOT / "docs" / "finetuning.md"]
 
 
 def python_blocks(path: Path) -> list[str]:

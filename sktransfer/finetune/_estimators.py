@@ -355,6 +355,18 @@ class _FineTuneEstimator(BaseEstimator):
         ----------
         path : str or path-like
             A folder; created if missing.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from sktransfer import TextClassifier
+        >>> clf = TextClassifier(trainable_blocks=0, epochs=1, random_state=0)
+        >>> clf = clf.fit(["good", "great", "bad", "awful"], [1, 1, 0, 0])
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     clf.save(folder)
+        ...     loaded = TextClassifier.load(folder, device="cpu")
+        >>> loaded.classes_
+        array([0, 1])
         """
         from sktransfer.finetune._io import save_estimator
 
@@ -369,11 +381,36 @@ class _FineTuneEstimator(BaseEstimator):
         path : str or path-like
             The folder written by :meth:`save`.
         device : str, default="auto"
-            Where to put the network.
+            Where to put the network: a model trained on a GPU loads on a
+            CPU-only machine with ``device="cpu"`` (or ``"auto"``).
 
         Returns
         -------
         estimator
+            Fitted, ready to ``predict``.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the folder holds no ``config.json``.
+        InvalidInputError
+            If the folder holds another kind of estimator (say an
+            ``ImageRegressor`` given to ``TextClassifier.load``) or weights
+            that do not fit it.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from sktransfer import ImageRegressor
+        >>> images = np.linspace(0, 1, 6)[:, None, None] * np.ones((6, 16, 16))
+        >>> reg = ImageRegressor(image_size=32, trainable_blocks=0, epochs=1,
+        ...                      random_state=0).fit(images, np.arange(6.0))
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     reg.save(folder)
+        ...     loaded = ImageRegressor.load(folder, device="cpu")
+        >>> bool(np.allclose(loaded.predict(images), reg.predict(images), atol=1e-5))
+        True
         """
         from sktransfer.finetune._io import load_estimator
 

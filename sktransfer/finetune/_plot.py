@@ -29,10 +29,15 @@ def plot_history(estimator_or_history, ax=None):
 
     Examples
     --------
+    A fitted estimator or its ``history_`` in, matplotlib axes out. matplotlib
+    is an optional extra, so the drawing lines are not run as tests:
+
     >>> from sktransfer.finetune import plot_history
     >>> history = [{"epoch": 1, "train_loss": 0.9, "valid_score": 0.6},
     ...            {"epoch": 2, "train_loss": 0.5, "valid_score": 0.8}]
     >>> ax = plot_history(history)  # doctest: +SKIP
+    >>> ax.get_xlabel(), ax.get_ylabel()  # doctest: +SKIP
+    ('epoch', 'train loss')
     """
     history = getattr(estimator_or_history, "history_", estimator_or_history)
     if not isinstance(history, (list, tuple)) or not all(isinstance(r, dict) for r in history):
