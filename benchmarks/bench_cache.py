@@ -15,30 +15,22 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
 
-import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 import sktransfer
 from sktransfer import TextEncoder
 from sktransfer._base import LOADED_NETWORKS
 from sktransfer.cache import cache_info, clear_cache
-from sktransfer.datasets import load_vader
 
-C_VALUES = [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]
-
-
-def sample_sentences(n: int, seed: int = 0):
-    vader = load_vader()
-    texts = np.asarray(vader.data, dtype=object)
-    labels = vader.target > 0
-    strata = np.char.add(np.asarray(vader.domain, dtype=str), labels.astype(str))
-    X, _, y, _ = train_test_split(texts, labels, train_size=n, stratify=strata, random_state=seed)
-    return list(X), y
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._common import C_VALUES, sample_sentences  # noqa: E402
 
 
 def grid_search_seconds(cache, X, y) -> float:
@@ -60,7 +52,7 @@ def main() -> None:
     parser.add_argument("--skip-uncached", action="store_true")
     args = parser.parse_args()
 
-    X, y = sample_sentences(args.n_sentences)
+    X, y, _ = sample_sentences(args.n_sentences)
     encoder = TextEncoder(cache=None, progress=False).fit()  # load once, untimed
     encoder.transform(X[:64])  # warm-up
     encode_times = []

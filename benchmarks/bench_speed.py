@@ -31,7 +31,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -40,18 +39,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    a = a / np.linalg.norm(a, axis=1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    cos = np.sum(a * b, axis=1)
-    return float(cos.mean()), float(cos.min())
-
-
-def _timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - start, out
+from benchmarks._common import cosine as _cosine  # noqa: E402
+from benchmarks._common import timed as _timed  # noqa: E402
+from benchmarks._common import write_jpegs as _write_jpegs  # noqa: E402
 
 
 def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
@@ -170,25 +160,6 @@ def bench_text(args) -> None:
 
 
 # -------------------------------------------------------------------- image
-def _write_jpegs(folder: Path, n: int) -> list[str]:
-    from PIL import Image
-    from sklearn.datasets import load_sample_images
-
-    photos = load_sample_images().images
-    rng = np.random.default_rng(0)
-    paths = []
-    for i in range(n):
-        photo = photos[i % len(photos)]
-        h, w = photo.shape[:2]
-        size = int(rng.integers(220, min(h, w)))
-        top, left = int(rng.integers(0, h - size)), int(rng.integers(0, w - size))
-        crop = Image.fromarray(photo[top : top + size, left : left + size])
-        path = folder / f"img{i:04d}.jpg"
-        crop.save(path, quality=90)
-        paths.append(str(path))
-    return paths
-
-
 def bench_image(args) -> None:
     import timm
     import timm.data

@@ -1,0 +1,1 @@
+"""Benchmarks of sktransfer against its peers; see ``python -m benchmarks --help``."""
