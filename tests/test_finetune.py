@@ -29,7 +29,6 @@ from sktransfer.finetune import (
     ImageRegressor,
     TextClassifier,
     TextRegressor,
-    _estimators,
     plot_history,
 )
 from tests.finetune_helpers import (
@@ -42,10 +41,8 @@ from tests.finetune_helpers import (
 
 
 @pytest.fixture(autouse=True)
-def _fast_fits(monkeypatch):
-    """Tiny models run fastest on one thread (the cores may be shared), and the full
-    garbage collection each fit runs to free GPU memory would take most of a tiny fit."""
-    monkeypatch.setattr(_estimators, "_release_memory", lambda device: None)
+def _fast_fits():
+    """Tiny models run fastest on one thread (the cores may be shared)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -469,3 +466,20 @@ def test_cross_val_score_of_a_pipeline_equals_fitting_each_fold(make):
         for train, test in cv.split(X, y)
     ]
     np.testing.assert_array_equal(scores, by_hand)
+
+
+def test_gpu_memory_is_released_after_a_fit_and_cpu_fits_skip_the_full_collection(monkeypatch):
+    import gc
+
+    import torch
+
+    from sktransfer.finetune import _estimators
+
+    calls = []
+    monkeypatch.setattr(gc, "collect", lambda *a: calls.append("gc") or 0)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append("empty_cache"))
+    _estimators._release_memory("cpu")
+    _estimators._release_memory(None)
+    assert calls == []
+    _estimators._release_memory("cuda:0")
+    assert calls == ["gc", "empty_cache"]

@@ -36,10 +36,8 @@ from tests.finetune_helpers import (
 
 
 @pytest.fixture(autouse=True)
-def _fast_fits(monkeypatch):
-    """Tiny models run fastest on one thread (the cores may be shared), and the full
-    garbage collection each fit runs to free GPU memory would take most of a tiny fit."""
-    monkeypatch.setattr(_estimators, "_release_memory", lambda device: None)
+def _fast_fits():
+    """Tiny models run fastest on one thread (the cores may be shared)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
