@@ -14,6 +14,12 @@ Usage::
     python -m benchmarks                      # everything -> docs/benchmarks.md
     python -m benchmarks --only cv,memory     # some parts -> build/benchmarks.md
     python -m benchmarks --quick              # tiny sizes, a smoke test -> build/benchmarks.md
+    python -m benchmarks --resume             # rerun only the parts that did not finish
+
+Each part's result is kept in ``build/benchmark-parts/`` as soon as it finishes, so
+a run that stops (a missing data set, an interrupted machine) can be resumed
+without repeating the parts that finished; the run-time table says when each
+part ran. The data sets are checked before anything runs.
 
 Needs ``pip install -e '.[offline,benchmarks]'``; runs offline.
 """
@@ -24,9 +30,9 @@ import argparse
 import datetime
 import json
 import shlex
+import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -84,6 +90,16 @@ GROUPS = {
 ORDER = [part for parts in GROUPS.values() for part in parts]
 
 
+def check_data(parts: list[str]) -> None:
+    """Fail before anything runs if a part's data set is not on this machine."""
+    from sktransfer.datasets import load_fashion_mnist, load_vader
+
+    if any(p != "throughput-images" for p in parts):
+        load_vader(download=False)
+    if "accuracy-images" in parts:
+        load_fashion_mnist(subset="test", n_samples=10, random_state=0, download=False)
+
+
 def run_part(part: str, cfg: dict, workdir: Path) -> dict:
     """Run one part in this process and return its JSON-able result."""
     from benchmarks import accuracy, cv, memory, throughput
@@ -137,7 +153,16 @@ def main(argv=None) -> None:
     parser.add_argument("--output", default=None, help="markdown file to write")
     parser.add_argument("--part", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
-    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the saved result of every part that already finished with the same sizes",
+    )
+    parser.add_argument(
+        "--workdir",
+        default=None,
+        help="where part results and encoded features are kept (default: build/benchmark-parts)",
+    )
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.part:
@@ -155,32 +180,49 @@ def main(argv=None) -> None:
     )
     sizes = QUICK if args.quick else FULL
 
-    started = time.perf_counter()
-    results, minutes = {}, {}
-    with tempfile.TemporaryDirectory(prefix="sktransfer-bench-") as workdir:
-        for part in parts:
-            result_file = Path(workdir) / f"{part}.result.json"
-            cmd = [
-                sys.executable,
-                "-m",
-                "benchmarks.run",
-                "--part",
-                part,
-                "--config",
-                json.dumps(sizes[part]),
-                "--workdir",
-                workdir,
-                "--result",
-                str(result_file),
-            ]
-            print(f"[{time.perf_counter() - started:6.0f} s] {part} ...", flush=True)
-            part_start = time.perf_counter()
-            subprocess.run(cmd, cwd=_common.ROOT, check=True)
-            minutes[part] = (time.perf_counter() - part_start) / 60
-            results[part] = json.loads(result_file.read_text())
-            print(f"         {part}: {60 * minutes[part]:.0f} s", flush=True)
+    check_data(parts)
+    workdir = Path(args.workdir) if args.workdir else _common.ROOT / "build" / "benchmark-parts"
+    workdir = workdir / ("quick" if args.quick else "full")
+    if not args.resume and workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
 
-    total = (time.perf_counter() - started) / 60
+    started = time.perf_counter()
+    results, minutes, dates = {}, {}, {}
+    for part in parts:
+        saved = workdir / f"{part}.json"
+        if args.resume and saved.exists():
+            record = json.loads(saved.read_text())
+            if record["config"] == sizes[part]:
+                print(f"         {part}: reusing the result of {record['date']}", flush=True)
+                results[part], minutes[part] = record["result"], record["seconds"] / 60
+                dates[part] = record["date"]
+                continue
+        result_file = workdir / f"{part}.result.json"
+        cmd = [
+            sys.executable,
+            "-m",
+            "benchmarks.run",
+            "--part",
+            part,
+            "--config",
+            json.dumps(sizes[part]),
+            "--workdir",
+            str(workdir),
+            "--result",
+            str(result_file),
+        ]
+        print(f"[{time.perf_counter() - started:6.0f} s] {part} ...", flush=True)
+        part_start = time.perf_counter()
+        subprocess.run(cmd, cwd=_common.ROOT, check=True)
+        seconds = time.perf_counter() - part_start
+        results[part], minutes[part] = json.loads(result_file.read_text()), seconds / 60
+        dates[part] = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
+        record = {"config": sizes[part], "seconds": seconds, "date": dates[part]}
+        saved.write_text(json.dumps({**record, "result": results[part]}))
+        print(f"         {part}: {seconds:.0f} s", flush=True)
+
+    total = sum(minutes.values())
     command = "python -m benchmarks" + "".join(
         f" {shlex.quote(a)}" for a in (argv if argv is not None else sys.argv[1:])
     )
@@ -191,8 +233,8 @@ def main(argv=None) -> None:
         "total_minutes": total,
     }
     timings = md.table(
-        ["part", "minutes", "sizes"],
-        [[part, f"{minutes[part]:.1f}", json.dumps(sizes[part])] for part in parts],
+        ["part", "minutes", "finished", "sizes"],
+        [[p, f"{minutes[p]:.1f}", dates[p], json.dumps(sizes[p])] for p in parts],
     )
     sections = render(results) + [md.section("Run time per part", "", timings, "", [])]
     output.parent.mkdir(parents=True, exist_ok=True)

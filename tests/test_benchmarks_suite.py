@@ -56,3 +56,43 @@ def test_full_and_quick_configurations_cover_every_part():
     assert run.FULL["memory"]["n_sentences"] == 20000
     assert run.FULL["accuracy-text"]["seeds"] >= 3
     assert run.FULL["accuracy-images"]["seeds"] >= 3
+
+
+def test_resume_reuses_finished_parts_and_reruns_changed_ones(tmp_path, monkeypatch):
+    """A saved part with the same sizes is reused; one with other sizes runs again."""
+    import json
+
+    ran = []
+
+    def fake_subprocess_run(cmd, cwd, check):
+        part = cmd[cmd.index("--part") + 1]
+        ran.append(part)
+        result_file = cmd[cmd.index("--result") + 1]
+        with open(result_file, "w") as f:
+            json.dump({"part": part}, f)
+
+    monkeypatch.setattr(run, "check_data", lambda parts: None)
+    monkeypatch.setattr(run.subprocess, "run", fake_subprocess_run)
+    monkeypatch.setattr(run, "render", lambda results: [json.dumps(results, sort_keys=True)])
+    parts = tmp_path / "full"
+    parts.mkdir()
+    saved = {"seconds": 60.0, "date": "2026-01-01 00:00 UTC", "result": {"part": "old"}}
+    (parts / "throughput-text.json").write_text(
+        json.dumps({**saved, "config": run.FULL["throughput-text"]})
+    )
+    (parts / "throughput-images.json").write_text(
+        json.dumps({**saved, "config": {"n_images": 1, "repeats": 1}})
+    )
+    output = tmp_path / "out.md"
+    argv = ["--only", "throughput", "--resume", "--workdir", str(tmp_path)]
+    run.main([*argv, "--output", str(output)])
+    assert ran == ["throughput-images"]
+    text = output.read_text()
+    assert '"throughput-text": {"part": "old"}' in text
+    assert '"throughput-images": {"part": "throughput-images"}' in text
+    assert "2026-01-01 00:00 UTC" in text  # when the reused part ran
+
+    # without --resume everything runs again
+    ran.clear()
+    run.main(["--only", "throughput", "--workdir", str(tmp_path), "--output", str(output)])
+    assert ran == ["throughput-text", "throughput-images"]
