@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 
 from sktransfer.finetune._loop import TrainingLoop
 
@@ -77,3 +79,12 @@ def spy_on_loops(monkeypatch) -> list:
 
 def state_copy(module) -> dict:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one thread (the cores may be shared)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

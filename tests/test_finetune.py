@@ -34,19 +34,11 @@ from sktransfer.finetune import (
 from tests.finetune_helpers import (
     brightness_images,
     image_estimator,
+    one_torch_thread,  # noqa: F401  (an autouse fixture)
     text_estimator,
     toy_images,
     toy_texts,
 )
-
-
-@pytest.fixture(autouse=True)
-def _fast_fits():
-    """Tiny models run fastest on one thread (the cores may be shared)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture

@@ -27,21 +27,13 @@ from sktransfer.finetune._loop import (
 )
 from tests.finetune_helpers import (
     image_estimator,
+    one_torch_thread,  # noqa: F401  (an autouse fixture)
     spy_on_loops,
     state_copy,
     text_estimator,
     toy_images,
     toy_texts,
 )
-
-
-@pytest.fixture(autouse=True)
-def _fast_fits():
-    """Tiny models run fastest on one thread (the cores may be shared)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def pretrained_text_body(model: str) -> dict:
