@@ -230,12 +230,18 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         failed_keys: set[bytes] = set()
         if missing:
             mine = store.claim(missing)
-            rows.update(self._encode_and_store(mine, first, items, store, failed_keys))
+            computed, vectors = self._encode_and_store(mine, first, items, store, failed_keys)
+            if mine == keys:
+                # Every sample distinct, new and encoded here, in input order: the
+                # encoded array is the answer (no second copy of the whole output).
+                failed.extend(i for i, key in enumerate(keys) if key in failed_keys)
+                return vectors
+            rows.update(computed)
             others = [k for k in missing if k not in rows]
             if others:  # claimed by another process: wait for its results
                 rows.update(store.wait_for(others, dim, CLAIM_WAIT_SECONDS))
                 left = [k for k in others if k not in rows]
-                rows.update(self._encode_and_store(left, first, items, store, failed_keys))
+                rows.update(self._encode_and_store(left, first, items, store, failed_keys)[0])
 
         for i, key in enumerate(keys):
             if key is not None:
@@ -244,10 +250,13 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
                     failed.append(i)
         return out
 
-    def _encode_and_store(self, keys, first, items, store, failed_keys: set) -> dict:
-        """Encode the samples behind ``keys``; store all but those that failed."""
+    def _encode_and_store(self, keys, first, items, store, failed_keys: set):
+        """Encode the samples behind ``keys``; store all but those that failed.
+
+        Returns ``({key: vector}, vectors)``, the vectors in the order of ``keys``.
+        """
         if not keys:
-            return {}
+            return {}, None
         failed: list[int] = []
         try:
             positions = [first[k] for k in keys]
@@ -260,7 +269,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         computed = {k: vectors[j] for j, k in enumerate(keys)}
         store.put_many({k: v for k, v in computed.items() if k not in bad})
         store.release(list(bad))
-        return computed
+        return computed, vectors
 
     def _cache_key(self, prefix: bytes, item) -> bytes | None:
         try:

@@ -95,6 +95,22 @@ def test_cached_and_uncached_features_are_identical(tiny_text_model):
     assert cache_info().hits == len(set(X))
 
 
+@pytest.mark.parametrize("cache", ["memory", "disk"])
+def test_changing_the_output_does_not_change_the_cache(tiny_text_model, tmp_path, cache):
+    # All new and distinct (the encoded array is returned as is), then a mix of
+    # known, new and repeated texts: rows stay aligned and the stored vectors intact.
+    X = [f"sentence number {i}" for i in range(12)]
+    cache = tmp_path if cache == "disk" else cache
+    plain = TextEncoder(tiny_text_model, cache=None, progress=False).fit()
+    encoder = TextEncoder(tiny_text_model, cache=cache, progress=False).fit()
+    cold = encoder.transform(X)
+    np.testing.assert_array_equal(cold, plain.transform(X))
+    cold[:] = 0.0
+    mixed = ["new one", X[3], "new one", X[0], "another"]
+    np.testing.assert_array_equal(encoder.transform(mixed), plain.transform(mixed))
+    np.testing.assert_array_equal(encoder.transform(X), plain.transform(X))
+
+
 @pytest.mark.parametrize(
     ("param", "value"),
     [("max_length", 6), ("normalize", True), ("revision", "v2"), ("precision", "bfloat16")],
