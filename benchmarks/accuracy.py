@@ -241,6 +241,13 @@ def render_images(result: dict) -> str:
         )
     elif best == "embetter":
         verdict += f" embetter wins, by {means['embetter'] - means['ours']:.1f} points."
+    if means["finetuned"] < means["ours"]:
+        size = result["finetune"].get("image_size")
+        verdict += (
+            f" Fine-tuning at {size} px ({means['finetuned']:.1f}%) does not beat the frozen "
+            f"features at 224 px on {result['n_train']} training images; at the same input "
+            "size and 2,000 training images it does (docs/finetuning.md)."
+        )
     return md.section(
         "Accuracy: Fashion-MNIST",
         f"{result['n_pool']:,} Fashion-MNIST test-set images (28×28 grayscale, stratified "

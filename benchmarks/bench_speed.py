@@ -106,7 +106,7 @@ def bench_text(args) -> None:
         kwargs = {"precision": precision} if precision != "float32" else {}
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            enc = TextEncoder(folder, batch_size=32, progress=False, **kwargs).fit()
+            enc = TextEncoder(folder, batch_size=32, progress=False, cache=None, **kwargs).fit()
             enc.transform(timed[:64])  # warm-up
         for w in caught:
             print(f"  note ({precision}): {w.message}")
@@ -200,7 +200,7 @@ def bench_image(args) -> None:
         kwargs = {"precision": precision} if precision != "float32" else {}
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            enc = ImageEncoder(batch_size=32, progress=False, **kwargs).fit()
+            enc = ImageEncoder(batch_size=32, progress=False, cache=None, **kwargs).fit()
             enc.transform(paths[:32])  # warm-up
         for w in caught:
             print(f"  note ({precision}): {w.message}")

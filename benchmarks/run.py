@@ -39,7 +39,9 @@ from pathlib import Path
 from benchmarks import _common
 from benchmarks import _markdown as md
 
-# Sizes of the full run, chosen to finish in about 30 minutes on 2 CPU cores.
+# Sizes of the full run. Most of its time is the peers re-encoding the data in every
+# fit of the cross-validation part and encoding 20,000 sentences per library in the
+# memory part; the run-time table of docs/benchmarks.md says how long each part took.
 FULL = {
     "throughput-text": {"n_text": 400, "repeats": 3},
     "throughput-images": {"n_images": 96, "repeats": 3},

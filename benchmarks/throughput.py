@@ -226,7 +226,7 @@ def render(text: dict | None, images: dict | None) -> str:
         verdict = (
             f"At float32 sktransfer encodes {ours / r[best_peer]['rate']:.2f}× as many "
             f"sentences per second as the fastest peer ({r[best_peer]['label']}), with "
-            f"cosine ≥ {r['ours']['cosine'][1]:.5f} to its features. "
+            f"cosine ≥ {r['ours']['cosine'][1]:.5f} to the direct call's features. "
             + _bf16_clause(r["ours-bf16"], r["st"]["rate"])
         )
         if ours < r[best_peer]["rate"]:
