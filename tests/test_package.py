@@ -5,12 +5,22 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 HEAVY = ("torch", "sklearn", "sentence_transformers", "transformers", "timm", "PIL")
 
 
-def test_import_loads_no_heavy_dependency():
-    # The estimators and their dependencies load on first use, not on import.
-    code = f"import sys, sktransfer; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+@pytest.mark.parametrize(
+    ("module", "heavy"),
+    [
+        # The estimators and their dependencies load on first use, not on import.
+        ("sktransfer", HEAVY),
+        # The data loaders return sklearn Bunches but need no model code.
+        ("sktransfer.datasets", ("torch", "sklearn.model_selection", "timm", "PIL")),
+    ],
+)
+def test_import_loads_no_heavy_dependency(module, heavy):
+    code = f"import sys, {module}; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
