@@ -53,9 +53,6 @@ RUNTIME_ONLY_PARAMS = frozenset(
     {"batch_size", "progress", "cache", "on_missing", "on_error", "n_threads", "device"}
 )
 
-# How long a process waits for samples another process has claimed (seconds).
-CLAIM_WAIT_SECONDS = 900.0
-
 
 class _LoadedNetworks:
     """A small LRU of loaded networks, shared by encoders with equal parameters.
@@ -212,11 +209,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         for i, key in enumerate(keys):
             if key is not None:
                 first.setdefault(key, i)
-        found = store.get_many(list(first), dim)
-        missing = [k for k in first if k not in found]
         uncacheable = [i for i, k in enumerate(keys) if k is None]
-        store.stats.hits += len(found)
-        store.stats.misses += len(missing)
 
         out = np.empty((len(items), dim), dtype=np.float32)
         if uncacheable:  # first: with on_error="raise" this names the bad item at once
@@ -226,50 +219,30 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
             )
             failed.extend(uncacheable[j] for j in sub_failed)
 
-        rows: dict[bytes, np.ndarray] = dict(found)
         failed_keys: set[bytes] = set()
-        if missing:
-            mine = store.claim(missing)
-            computed, vectors = self._encode_and_store(mine, first, items, store, failed_keys)
-            if mine == keys:
-                # Every sample distinct, new and encoded here, in input order: the
-                # encoded array is the answer (no second copy of the whole output).
-                failed.extend(i for i, key in enumerate(keys) if key in failed_keys)
-                return vectors
-            rows.update(computed)
-            others = [k for k in missing if k not in rows]
-            if others:  # claimed by another process: wait for its results
-                rows.update(store.wait_for(others, dim, CLAIM_WAIT_SECONDS))
-                left = [k for k in others if k not in rows]
-                rows.update(self._encode_and_store(left, first, items, store, failed_keys)[0])
+        encoded: list[tuple[list, np.ndarray]] = []
 
+        def compute(batch: list[bytes]):
+            positions = [first[k] for k in batch]
+            batch_failed: list[int] = []
+            vectors = self._encode([items[i] for i in positions], batch_failed, labels=positions)
+            bad = {batch[j] for j in batch_failed}
+            failed_keys.update(bad)
+            encoded.append((batch, vectors))
+            return vectors, bad
+
+        rows = store.get_or_compute(list(first), dim, compute)
+        if len(encoded) == 1 and encoded[0][0] == keys:
+            # Every sample distinct, new and encoded here, in input order: the
+            # encoded array is the answer (no second copy of the whole output).
+            failed.extend(i for i, key in enumerate(keys) if key in failed_keys)
+            return encoded[0][1]
         for i, key in enumerate(keys):
             if key is not None:
                 out[i] = rows[key]
                 if key in failed_keys:
                     failed.append(i)
         return out
-
-    def _encode_and_store(self, keys, first, items, store, failed_keys: set):
-        """Encode the samples behind ``keys``; store all but those that failed.
-
-        Returns ``({key: vector}, vectors)``, the vectors in the order of ``keys``.
-        """
-        if not keys:
-            return {}, None
-        failed: list[int] = []
-        try:
-            positions = [first[k] for k in keys]
-            vectors = self._encode([items[i] for i in positions], failed, labels=positions)
-        except BaseException:
-            store.release(keys)
-            raise
-        bad = {keys[j] for j in failed}
-        failed_keys |= bad
-        computed = {k: vectors[j] for j, k in enumerate(keys)}
-        store.put_many({k: v for k, v in computed.items() if k not in bad})
-        store.release(list(bad))
-        return computed, vectors
 
     def _cache_key(self, prefix: bytes, item) -> bytes | None:
         try:

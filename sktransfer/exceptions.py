@@ -15,6 +15,8 @@ __all__ = [
     "DataNotFoundError",
     "NotFittedError",
     "PrecisionWarning",
+    "CacheError",
+    "CacheWarning",
 ]
 
 
@@ -45,4 +47,21 @@ class PrecisionWarning(UserWarning):
     """The requested ``precision`` is slow or unsupported here; float32 is used instead.
 
     The message says why (e.g. bfloat16 measured slower than float32 on this CPU).
+    """
+
+
+class CacheError(SktransferError, RuntimeError):
+    """An embedding cache file cannot be used (not an sktransfer cache, damaged beyond repair).
+
+    The message names the file and says what to do (point ``cache=`` at another
+    directory, or move or delete the file).
+    """
+
+
+class CacheWarning(UserWarning):
+    """The embedding cache works in a reduced mode; results stay correct.
+
+    Raised (once per store) when a cache directory is read-only (vectors are read
+    but new ones are not stored) or when a damaged cache file was moved aside and
+    a new one started. The message names the file.
     """
