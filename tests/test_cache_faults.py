@@ -209,6 +209,29 @@ def test_a_read_only_store_serves_what_it_has(tiny_text_model, tmp_path, monkeyp
         cache_module.clear_cache(store)
 
 
+def test_a_store_that_refuses_writes_turns_read_only(tiny_text_model, tmp_path, monkeypatch):
+    """The directory looks writable but SQLite cannot write (e.g. the file system says no)."""
+    store = tmp_path / "store"
+    X = distinct_texts(8)
+    TextEncoder(tiny_text_model, progress=False, cache=store).fit().transform(X[:4])
+    cache_module._disk_stores.clear()
+    gc.collect()
+    before = rows(store)
+    connect = sqlite3.connect
+
+    def read_only_connect(database, *args, **kwargs):
+        if Path(database) == store.resolve() / DB_NAME:
+            database, kwargs["uri"] = f"{Path(database).as_uri()}?mode=ro", True
+        return connect(database, *args, **kwargs)
+
+    monkeypatch.setattr(cache_module.sqlite3, "connect", read_only_connect)
+    enc = TextEncoder(tiny_text_model, progress=False, cache=store).fit()
+    with pytest.warns(CacheWarning, match="is read-only: writing failed"):
+        out = enc.transform(X)
+    np.testing.assert_allclose(out, reference(tiny_text_model, X), atol=1e-6)
+    assert rows(store) == before
+
+
 def _chattr(flag, *paths):
     return subprocess.run(["chattr", flag, *map(str, paths)], capture_output=True).returncode == 0
 
