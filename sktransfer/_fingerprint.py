@@ -78,12 +78,12 @@ def weights_digest(path: str | os.PathLike) -> str:
 
     Examples
     --------
-    >>> import tempfile, pathlib
+    >>> import hashlib, pathlib, tempfile
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     file = pathlib.Path(folder) / "w.bin"
     ...     _ = file.write_bytes(b"weights")
     ...     digest = weights_digest(file)
-    >>> digest == __import__("hashlib").sha256(b"weights").hexdigest()
+    >>> digest == hashlib.sha256(b"weights").hexdigest()
     True
     """
     root = Path(path)
