@@ -113,7 +113,7 @@ def model_identity(source: str, reference: str) -> str:
     the resolved commit). A reference with nothing on disk (random weights) is
     identified by its source and name.
     """
-    if reference and os.path.exists(reference):
+    if source != "random-init" and reference and os.path.exists(reference):
         return f"sha256:{weights_digest(reference)}"
     return f"{source}:{reference}"
 

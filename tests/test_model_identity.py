@@ -231,3 +231,13 @@ def test_weights_file_identity_ignores_its_name(tiny_image_weights, tmp_path):
     a = ImageEncoder("test_efficientnet", weights=tiny_image_weights, progress=False).fit()
     b = ImageEncoder("test_efficientnet", weights=str(copy), progress=False).fit()
     assert a.model_fingerprint_ == b.model_fingerprint_
+
+
+def test_random_weights_are_not_confused_with_a_file_of_that_name(tmp_path, monkeypatch):
+    base = ImageEncoder("test_efficientnet", pretrained=False, progress=False).fit()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "test_efficientnet").write_bytes(b"not weights")
+    _new_process()
+    other = ImageEncoder("test_efficientnet", pretrained=False, progress=False).fit()
+    assert other.model_source_ == "random-init"
+    assert other.model_fingerprint_ == base.model_fingerprint_
