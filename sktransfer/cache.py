@@ -18,8 +18,9 @@ a directory path
     No cache.
 
 A cache key is the hash of (model fingerprint, sample content), where the
-model fingerprint covers the model's identity (name, revision, hash of the
-weight files) and every parameter that changes the output.
+model fingerprint covers a hash of the weight files that were loaded (for a
+Hub or Hugging Face cache model: those of the resolved snapshot) and every
+parameter that changes the output (see ``sktransfer._fingerprint``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+# Model fingerprints live in their own module; re-exported for existing callers.
+from sktransfer._fingerprint import (  # noqa: F401
+    fingerprint,
+    model_identity,
+    path_stamp,
+    weights_digest,
+)
 
 __all__ = [
     "CacheStats",
@@ -801,53 +810,6 @@ def clear_cache(cache="memory") -> None:
         store.clear()
 
 
-def sample_key(fingerprint: bytes, content: bytes) -> bytes:
+def sample_key(prefix: bytes, content: bytes) -> bytes:
     """The cache key of one sample under one model fingerprint."""
-    return hashlib.blake2b(content, digest_size=20, key=fingerprint[:64]).digest()
-
-
-def path_stamp(path: str | os.PathLike) -> tuple:
-    """(path, size, mtime) of a file, or of every file in a folder: changes when it does."""
-    root = Path(path)
-    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-
-
-def model_identity(source: str, reference: str) -> str:
-    """What identifies a model's weights: a content hash for local files and folders."""
-    if os.path.exists(reference):
-        return f"sha256:{weights_digest(reference)}"
-    return f"{source}:{reference}"
-
-
-def fingerprint(*parts) -> bytes:
-    """Hash the model identity and output-affecting parameters into a key prefix."""
-    h = hashlib.blake2b(digest_size=32)
-    for part in parts:
-        h.update(repr(part).encode())
-        h.update(b"\x00")
-    return h.digest()
-
-
-_file_hashes: dict[tuple, str] = {}
-
-
-def weights_digest(path: str | os.PathLike) -> str:
-    """SHA-256 of a weights file or of every file in a model folder (memoised).
-
-    The memo is keyed by (path, size, mtime), so a changed file is hashed again.
-    """
-    root = Path(path)
-    signature = path_stamp(root)
-    digest = _file_hashes.get(signature)
-    if digest is None:
-        h = hashlib.sha256()
-        for name, _, _ in signature:
-            p = Path(name)
-            h.update(str(p.relative_to(root) if root.is_dir() else p.name).encode())
-            with open(p, "rb") as fh:
-                for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                    h.update(chunk)
-        digest = h.hexdigest()
-        _file_hashes[signature] = digest
-    return digest
+    return hashlib.blake2b(content, digest_size=20, key=prefix[:64]).digest()

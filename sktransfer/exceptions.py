@@ -12,6 +12,7 @@ __all__ = [
     "ModelNotFoundError",
     "InvalidInputError",
     "ImageDecodeError",
+    "SavedModelError",
     "DataNotFoundError",
     "NotFittedError",
     "PrecisionWarning",
@@ -37,6 +38,16 @@ class InvalidInputError(SktransferError, ValueError):
 
 class ImageDecodeError(InvalidInputError):
     """An image could not be read or decoded; the message names the item."""
+
+
+class SavedModelError(InvalidInputError):
+    """A saved estimator folder is inconsistent, tampered with or truncated.
+
+    Raised by ``load`` before anything is predicted; the message names the
+    file and the field (or tensor) that is wrong. A subclass of
+    :class:`InvalidInputError` (and so of ``ValueError``): the folder is the
+    input that cannot be used.
+    """
 
 
 class DataNotFoundError(SktransferError, OSError):

@@ -166,6 +166,9 @@ class ImageEncoder(BaseEncoder):
         self.n_threads = n_threads
         self.cache = cache
 
+    # The weights' content is hashed into the model fingerprint (see _base).
+    _weights_params = ("weights",)
+
     # ---------------------------------------------------------------- hooks
     def _load_model(self, device):
         import torch

@@ -171,6 +171,9 @@ class TextEncoder(BaseEncoder):
         tags.input_tags.one_d_array = True
         return tags
 
+    # The weights' content is hashed into the model fingerprint (see _base).
+    _weights_params = ("model",)
+
     # ---------------------------------------------------------------- hooks
     def _load_model(self, device):
         network, source, reference = load_sentence_transformer(

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sktransfer.exceptions import InvalidInputError
+from sktransfer.exceptions import SavedModelError
 
 FORMAT = "sktransfer.finetune"
 FORMAT_VERSION = 1
@@ -136,9 +136,232 @@ def load(path, *, device: str = "auto"):
     return load_estimator(path, device=device, expected=None)
 
 
-def load_estimator(path, *, device: str, expected=None):
+# ------------------------------------------------------------ validation
+_TOP_KEYS = ("class", "fitted", "format", "format_version", "params")
+_CLASSIFIER_FITTED = frozenset(_FITTED) - {"n_outputs_"} | {"classes_"}
+_REGRESSOR_FITTED = frozenset(_FITTED) | {"y_mean_", "y_scale_", "y_1d"}
+
+
+def _bad(file: Path, field: str, problem: str):
+    return SavedModelError(
+        f"{str(file)!r}, {field}: {problem}. The saved estimator is damaged or was "
+        "edited; save it again from the fitted estimator."
+    )
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _check_keys(file: Path, where: str, found, allowed, required=None) -> None:
+    required = allowed if required is None else required
+    missing = sorted(set(required) - set(found))
+    unknown = sorted(set(found) - set(allowed))
+    if missing:
+        raise _bad(file, f"{where}{missing[0]}", f"missing (also missing: {missing[1:]})")
+    if unknown:
+        raise _bad(file, f"{where}{unknown[0]}", f"unknown key (unknown keys: {unknown})")
+
+
+def _read_config(config_file: Path) -> dict:
+    try:
+        config = json.loads(config_file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _bad(config_file, "whole file", f"not valid JSON ({exc})") from exc
+    if not isinstance(config, dict):
+        raise _bad(config_file, "whole file", f"a {type(config).__name__}, not a JSON object")
+    return config
+
+
+def _check_params(config_file: Path, cls, params) -> dict:
+    """Every parameter of ``cls`` present, none unknown, each within its constraints."""
+    from sklearn.utils._param_validation import (
+        InvalidParameterError,
+        validate_parameter_constraints,
+    )
+
+    if not isinstance(params, dict):
+        raise _bad(config_file, "params", f"a {type(params).__name__}, not a JSON object")
+    _check_keys(config_file, "params.", params, cls._get_param_names())
+    params = {k: _from_json(v) for k, v in params.items()}
+    constraints = getattr(cls, "_parameter_constraints", {})
+    for name, value in params.items():
+        if name not in constraints:
+            continue
+        try:
+            validate_parameter_constraints(
+                {name: constraints[name]}, {name: value}, caller_name=cls.__name__
+            )
+        except InvalidParameterError as exc:
+            raise _bad(config_file, f"params.{name}", str(exc).rstrip(".")) from exc
+    return params
+
+
+def _check_fitted(config_file: Path, cls, fitted) -> None:
+    """Fitted attributes: the keys this kind of estimator saves, each of its type."""
+    if not isinstance(fitted, dict):
+        raise _bad(config_file, "fitted", f"a {type(fitted).__name__}, not a JSON object")
+    is_classifier = getattr(cls, "_is_classifier", False)
+    _check_keys(
+        config_file, "fitted.", fitted, _CLASSIFIER_FITTED if is_classifier else _REGRESSOR_FITTED
+    )
+
+    def need(name: str, ok: bool, what: str) -> None:
+        if not ok:
+            raise _bad(config_file, f"fitted.{name}", f"{fitted[name]!r} is not {what}")
+
+    for name in ("n_epochs_", "n_blocks_", "n_features_in_"):
+        need(name, _is_int(fitted[name]) and fitted[name] >= 1, "an integer >= 1")
+    best = fitted["best_epoch_"]
+    need("best_epoch_", best is None or (_is_int(best) and 1 <= best), "null or an integer >= 1")
+    need("history_", isinstance(fitted["history_"], list), "a list of epochs")
+    need(
+        "n_epochs_",
+        fitted["n_epochs_"] == len(fitted["history_"]),
+        f"the length of fitted.history_ ({len(fitted['history_'])})",
+    )
+    for name in ("model_source_", "model_reference_"):
+        need(name, isinstance(fitted[name], str), "a string")
+    metric = fitted["validation_metric_"]
+    need("validation_metric_", metric is None or isinstance(metric, str), "null or a string")
+    if is_classifier:
+        classes = fitted["classes_"]
+        ok = isinstance(classes, dict) and set(classes) == {"values", "dtype"}
+        need("classes_", ok, 'an object with the keys "values" and "dtype"')
+        values, dtype = classes["values"], classes["dtype"]
+        need("classes_", isinstance(values, list), "a list of class labels")
+        try:
+            array = np.asarray(values, dtype=np.dtype(dtype))
+        except (TypeError, ValueError) as exc:
+            raise _bad(
+                config_file, "fitted.classes_", f"values {values!r} do not fit dtype {dtype!r}"
+            ) from exc
+        need("classes_", array.ndim == 1 and len(array) >= 2, "at least 2 class labels")
+        need("classes_", len(np.unique(array)) == len(array), "a list of distinct labels")
+        return
+    n_outputs = fitted["n_outputs_"]
+    need("n_outputs_", _is_int(n_outputs) and n_outputs >= 1, "an integer >= 1")
+    for name, positive in (("y_mean_", False), ("y_scale_", True)):
+        values = fitted[name]
+        ok = (
+            isinstance(values, list)
+            and len(values) == n_outputs
+            and all(_is_number(v) and (not positive or v > 0) for v in values)
+        )
+        sign = "positive " if positive else ""
+        need(name, ok, f"a list of {n_outputs} finite {sign}numbers (fitted.n_outputs_)")
+    need("y_1d", isinstance(fitted["y_1d"], bool), "true or false")
+    need("y_1d", not fitted["y_1d"] or n_outputs == 1, "false when fitted.n_outputs_ > 1")
+
+
+def _read_weights(weights_file: Path) -> dict:
     from safetensors.torch import load_file
 
+    if not weights_file.is_file():
+        raise _bad(weights_file, "whole file", "missing")
+    try:
+        return load_file(str(weights_file))
+    except Exception as exc:  # safetensors raises its own error types
+        raise _bad(
+            weights_file, "whole file", f"truncated or not a safetensors file ({exc})"
+        ) from exc
+
+
+def _check_head(weights_file: Path, state: dict, n_outputs: int, what: str) -> None:
+    weight, bias = state.get("head.weight"), state.get("head.bias")
+    if weight is None or bias is None:
+        raise _bad(weights_file, "tensor head.weight / head.bias", "missing")
+    if weight.ndim != 2 or weight.shape[0] != n_outputs:
+        raise _bad(
+            weights_file,
+            "tensor head.weight",
+            f"shape {tuple(weight.shape)} but config.json's {what} needs {n_outputs} output rows",
+        )
+    if tuple(bias.shape) != (n_outputs,):
+        raise _bad(
+            weights_file,
+            "tensor head.bias",
+            f"shape {tuple(bias.shape)} but config.json's {what} needs ({n_outputs},)",
+        )
+
+
+def _check_state(weights_file: Path, state: dict, expected: dict) -> None:
+    """The saved tensors are exactly the rebuilt network's, shape for shape."""
+    missing = sorted(set(expected) - set(state))
+    unknown = sorted(set(state) - set(expected))
+    if missing:
+        raise _bad(
+            weights_file, f"tensor {missing[0]}", f"missing ({len(missing)} tensors missing)"
+        )
+    if unknown:
+        raise _bad(
+            weights_file,
+            f"tensor {unknown[0]}",
+            f"not a tensor of the rebuilt network ({len(unknown)} unknown)",
+        )
+    for name, tensor in state.items():
+        want = tuple(expected[name].shape)
+        if tuple(tensor.shape) != want:
+            raise _bad(
+                weights_file,
+                f"tensor {name}",
+                f"shape {tuple(tensor.shape)} but the network rebuilt from config.json has {want}",
+            )
+
+
+def _text_body_shapes(folder: Path) -> tuple[list[Path], dict[str, tuple]]:
+    """Read the headers of the body's weight files (a truncated file fails here)."""
+    from safetensors import safe_open
+
+    files = sorted((folder / "body").glob("*.safetensors"))
+    found: dict[str, tuple] = {}
+    for file in files:
+        try:
+            with safe_open(str(file), framework="pt") as handle:
+                for key in handle.keys():  # noqa: SIM118 - a safetensors handle, not a dict
+                    found[key] = tuple(handle.get_slice(key).get_shape())
+        except Exception as exc:  # safetensors raises its own error types
+            raise _bad(file, "whole file", f"truncated or not a safetensors file ({exc})") from exc
+    return files, found
+
+
+def _check_text_body(files: list[Path], found: dict, body) -> None:
+    """The body's weight files hold every tensor of the loaded transformer, shape for shape."""
+    modules = getattr(body.st, "_modules", {})
+    first = next(iter(modules.values()), None)
+    network = getattr(first, "auto_model", None)
+    if network is None or not files:
+        return
+    expected = network.state_dict()
+    shared: dict[int, list[str]] = {}
+    for key, tensor in expected.items():  # tied weights are saved once
+        shared.setdefault(tensor.data_ptr(), []).append(key)
+    for key, tensor in expected.items():
+        if key in found:
+            if found[key] != tuple(tensor.shape):
+                raise _bad(
+                    files[0],
+                    f"tensor {key}",
+                    f"shape {found[key]} but body/config.json's network has {tuple(tensor.shape)}",
+                )
+        elif not any(k in found for k in shared[tensor.data_ptr()]):
+            raise _bad(files[0], f"tensor {key}", "missing (it would be left at random values)")
+
+
+def load_estimator(path, *, device: str, expected=None):
+    """Load a saved estimator, checking every file against the others first.
+
+    Raises :class:`~sktransfer.exceptions.SavedModelError` (naming the file and
+    the field or tensor) for: invalid JSON; missing or unknown keys; parameters
+    outside the estimator's constraints; fitted attributes of the wrong type or
+    length; a head whose width disagrees with the classes / outputs in the
+    configuration; body tensors missing, unknown or of another shape than the
+    network rebuilt from the configuration; truncated weight files.
+    """
     from sktransfer._device import resolve_device
     from sktransfer._precision import resolve_precision
     from sktransfer.finetune._bodies import FineTuneNet
@@ -147,42 +370,63 @@ def load_estimator(path, *, device: str, expected=None):
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{str(folder)!r} holds no config.json: not a saved estimator.")
-    config = json.loads(config_file.read_text())
-    if config.get("format") != FORMAT or config.get("format_version", 0) > FORMAT_VERSION:
-        raise InvalidInputError(
+    config = _read_config(config_file)
+    if config.get("format") != FORMAT or not (
+        _is_int(config.get("format_version")) and 1 <= config["format_version"] <= FORMAT_VERSION
+    ):
+        raise SavedModelError(
             f"{str(config_file)!r} is not a saved sktransfer fine-tuning estimator "
             f"(format {config.get('format')!r}, version {config.get('format_version')!r})."
         )
+    _check_keys(config_file, "", config, _TOP_KEYS)
     classes = _classes()
-    cls = classes.get(config["class"])
+    cls = classes.get(config["class"]) if isinstance(config["class"], str) else None
     if cls is None or (expected is not None and not issubclass(cls, expected)):
         wanted = expected.__name__ if expected is not None else "a fine-tuning estimator"
-        raise InvalidInputError(f"{str(folder)!r} holds a {config['class']}, not {wanted}.")
-    params = {k: _from_json(v) for k, v in config["params"].items()}
-    estimator = cls(**params)
+        raise SavedModelError(
+            f"{str(folder)!r} holds a {config['class']}, not {wanted} (field class of "
+            f"{str(config_file)!r}); load it with sktransfer.finetune.load."
+        )
+    params = _check_params(config_file, cls, config["params"])
     fitted = config["fitted"]
+    _check_fitted(config_file, cls, fitted)
+    is_classifier = getattr(cls, "_is_classifier", False)
+    if is_classifier:
+        n_outputs, what = len(fitted["classes_"]["values"]), "fitted.classes_"
+    else:
+        n_outputs, what = fitted["n_outputs_"], "fitted.n_outputs_"
+    weights_file = folder / "weights.safetensors"
+    state = _read_weights(weights_file)
+    _check_head(weights_file, state, n_outputs, what)
+
+    estimator = cls(**params)
     for name in _FITTED:
         if name in fitted:
             setattr(estimator, name, fitted[name])
-    if "classes_" in fitted:
+    if is_classifier:
         dtype = fitted["classes_"]["dtype"]
         estimator.classes_ = np.asarray(fitted["classes_"]["values"], dtype=dtype)
-    if "y_mean_" in fitted:
-        estimator.y_mean_ = np.asarray(fitted["y_mean_"])
-        estimator.y_scale_ = np.asarray(fitted["y_scale_"])
+    else:
+        estimator.y_mean_ = np.asarray(fitted["y_mean_"], dtype=np.float64)
+        estimator.y_scale_ = np.asarray(fitted["y_scale_"], dtype=np.float64)
         estimator._y_1d = fitted["y_1d"]
     device = resolve_device(device)
     backend = estimator._make_backend()
-    body = backend.load_saved_body(folder, device)
-    state = load_file(str(folder / "weights.safetensors"))
-    net = FineTuneNet(body, state["head.weight"].shape[0], estimator.head_dropout)
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not (backend.kind == "text" and k.startswith("body."))]
-    if missing or unexpected:
-        raise InvalidInputError(
-            f"The weights in {str(folder)!r} do not fit the {config['class']}: missing "
-            f"{missing[:5]}, unexpected {unexpected[:5]}."
-        )
+    if backend.kind == "text":
+        body_files, body_shapes = _text_body_shapes(folder)
+    try:
+        body = backend.load_saved_body(folder, device)
+    except Exception as exc:
+        where = folder / "body" if backend.kind == "text" else config_file
+        raise _bad(where, "body", f"the network cannot be rebuilt ({exc})") from exc
+    if backend.kind == "text":
+        _check_text_body(body_files, body_shapes, body)
+    net = FineTuneNet(body, n_outputs, estimator.head_dropout)
+    wanted = net.state_dict()
+    if backend.kind == "text":  # the body's weights live in body/
+        wanted = {k: v for k, v in wanted.items() if not k.startswith("body.")}
+    _check_state(weights_file, state, wanted)
+    net.load_state_dict(state, strict=backend.kind != "text")
     for param in net.parameters():
         param.requires_grad_(False)
     estimator._net = net.to(device).eval()
