@@ -240,7 +240,10 @@ def test_in_pipeline_and_grid_search(case):
     if is_transformer(est):
         pipe = Pipeline([("enc", est), ("clf", LogisticRegression(max_iter=500))])
         pipe.fit(X, y)
-        assert pipe.predict(X).shape == (len(X),)
+        # The pipeline is the encoder's features fed to the head, nothing else.
+        features = clone(est).fit(X).transform(X)
+        head = LogisticRegression(max_iter=500).fit(features, y)
+        np.testing.assert_allclose(pipe.predict_proba(X), head.predict_proba(features))
         param_grid = {"clf__C": [0.1, 10.0]}
         param_grid.update({f"enc__{k}": v for k, v in grid.items()})
         search = GridSearchCV(pipe, param_grid, cv=2).fit(X, y)
@@ -250,7 +253,7 @@ def test_in_pipeline_and_grid_search(case):
     # A fine-tuning estimator is the last step of a pipeline.
     pipe = Pipeline([("identity", FunctionTransformer()), ("model", est)])
     pipe.fit(X, y)
-    assert pipe.predict(X).shape == (len(X),)
+    np.testing.assert_allclose(output(pipe, X), output(fit(clone(est), X, y), X), rtol=1e-5)
     param_grid = {f"model__{k}": v for k, v in grid.items()}
     search = GridSearchCV(pipe, param_grid, cv=2).fit(X, y)
     assert len(search.cv_results_["params"]) == 2
