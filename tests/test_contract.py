@@ -13,10 +13,7 @@ fine-tuning estimators.
 from __future__ import annotations
 
 import inspect
-import io
-import pickle
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -32,6 +29,16 @@ from sklearn.utils import estimator_checks
 
 import sktransfer
 from tests.conftest import image_samples, text_samples
+from tests.contract_checks import (
+    check_batch_size_does_not_change_the_output,
+    check_output_is_deterministic,
+    check_pickled_copy_gives_the_same_output,
+    check_rows_depend_on_their_sample_only,
+    fit,
+    is_transformer,
+    output,
+    pickle_round_trip,
+)
 
 TRANSFORMERS = ("TextEncoder", "ImageEncoder")
 
@@ -57,11 +64,16 @@ def _finetune_targets(name, y):
 
 @pytest.fixture
 def case(request, tiny_text_model, tiny_image_weights):
-    """(estimator, X, y, a parameter to vary in a grid) for one public estimator."""
+    """(estimator, X, y, a parameter to vary in a grid) for one public estimator.
+
+    The encoders run without the embedding cache: these checks are about what the
+    model computes, and a cache would answer every repeated sample with the first
+    call's vector. ``test_cache_gives_the_uncached_output`` checks the cache.
+    """
     name = request.param
     if name == "TextEncoder":
         X, y = text_samples()
-        est = sktransfer.TextEncoder(tiny_text_model, batch_size=5, progress=False)
+        est = sktransfer.TextEncoder(tiny_text_model, batch_size=5, progress=False, cache=None)
         return est, X, y, {"batch_size": [4, 7]}
     if name == "ImageEncoder":
         X, y = image_samples()
@@ -71,6 +83,7 @@ def case(request, tiny_text_model, tiny_image_weights):
             batch_size=5,
             image_size=32,
             progress=False,
+            cache=None,
         )
         return est, X, y, {"batch_size": [4, 7]}
     if name in ("TextClassifier", "TextRegressor"):
@@ -93,24 +106,6 @@ parametrize_transformers = pytest.mark.parametrize(
     "case", [n for n in ESTIMATORS if n in TRANSFORMERS], indirect=True
 )
 parametrize_predictors = pytest.mark.parametrize("case", PREDICTORS, indirect=True)
-
-
-def is_transformer(est) -> bool:
-    return hasattr(est, "transform")
-
-
-def fit(est, X, y):
-    """Fit as a user would: a frozen encoder needs no y, a predictor does."""
-    return est.fit(X) if is_transformer(est) else est.fit(X, y)
-
-
-def output(est, X):
-    """What an estimator computes: features, class probabilities or predictions."""
-    if is_transformer(est):
-        return est.transform(X)
-    if is_classifier(est):
-        return est.predict_proba(X)
-    return est.predict(X)
 
 
 def test_discovery_finds_the_encoders():
@@ -150,7 +145,7 @@ def test_sklearn_data_free_checks(case, check):
 def test_default_construction_loads_nothing(case):
     est = type(case[0])()
     assert not [k for k in vars(est) if k.endswith("_") or k.startswith("_")]
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="not fitted"):
         output(est, case[1][:2])
 
 
@@ -163,7 +158,7 @@ def test_clone_and_params_round_trip(case):
     assert type(est)().set_params(**params).get_params() == params
     fitted = fit(clone(est), X, y)
     assert clone(fitted).get_params() == params
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="not fitted"):
         output(clone(fitted), X)
     assert fitted.get_params() == params, "fit must not change parameters"
     assert type(est).__name__ in repr(est)
@@ -175,10 +170,10 @@ def test_unfitted_estimator_raises(case):
     with pytest.raises(NotFittedError, match="not fitted"):
         output(est, X)
     if is_transformer(est):
-        with pytest.raises(NotFittedError):
+        with pytest.raises(NotFittedError, match="not fitted"):
             est.get_feature_names_out()
     else:
-        with pytest.raises(NotFittedError):
+        with pytest.raises(NotFittedError, match="not fitted"):
             est.predict(X)
 
 
@@ -193,23 +188,15 @@ def test_fit_returns_self_and_fitted_attributes(case):
 
 
 @parametrize
-def test_output_is_deterministic_and_aligned(case):
+def test_output_is_deterministic(case):
     est, X, y, _ = case
-    fitted = fit(clone(est), X, y)
-    first = output(fitted, X)
-    second = output(fit(clone(est), X, y), X)
-    if is_transformer(est):
-        assert first.dtype == np.float32
-        assert first.shape == (len(X), fitted.n_features_out_)
-    np.testing.assert_array_equal(first, second)
-    np.testing.assert_array_equal(output(fitted, X), first)
-    # Row i depends on sample i only: encoding a reversed subset gives the same rows.
-    subset = output(fitted, X[:7][::-1])
-    np.testing.assert_allclose(subset, first[:7][::-1], rtol=1e-5, atol=1e-6)
-    if is_transformer(est):
-        # Batch size is not an output-affecting parameter of a frozen encoder.
-        other = clone(est).set_params(batch_size=3).fit(X).transform(X)
-        np.testing.assert_allclose(other, first, rtol=1e-5, atol=1e-6)
+    check_output_is_deterministic(est, X, y)
+
+
+@parametrize
+def test_rows_depend_on_their_sample_only(case):
+    est, X, y, _ = case
+    check_rows_depend_on_their_sample_only(est, X, y)
 
 
 @parametrize
@@ -227,34 +214,24 @@ def test_empty_input_gives_empty_array(case):
 
 
 @parametrize
-@pytest.mark.parametrize("fitted", [False, True])
 @pytest.mark.parametrize("dumper", ["pickle", "joblib"])
-def test_pickle_round_trip(case, fitted, dumper):
+def test_pickle_round_trip_of_a_fitted_estimator(case, dumper):
     est, X, y, _ = case
-    if fitted:
-        fit(est, X, y)
-        expected = output(est, X)
-    buffer = io.BytesIO()
-    if dumper == "pickle":
-        pickle.dump(est, buffer)
-        size = buffer.tell()
-        buffer.seek(0)
-        loaded = pickle.load(buffer)
-    else:
-        joblib.dump(est, buffer)
-        size = buffer.tell()
-        buffer.seek(0)
-        loaded = joblib.load(buffer)
-    if is_transformer(est) or not fitted:
+    _, size = check_pickled_copy_gives_the_same_output(est, X, y, dumper)
+    if is_transformer(est):
         # A frozen encoder pickles its reference, not its weights.
         assert size < 20_000, f"pickle is {size} bytes: weights were pickled"
+
+
+@parametrize
+@pytest.mark.parametrize("dumper", ["pickle", "joblib"])
+def test_pickle_round_trip_of_an_unfitted_estimator(case, dumper):
+    est, X, _, _ = case
+    loaded, size = pickle_round_trip(est, dumper)
+    assert size < 20_000, f"pickle is {size} bytes"
     assert loaded.get_params() == est.get_params()
-    if fitted:
-        np.testing.assert_array_equal(output(loaded, X), expected)
-        assert loaded.model_source_ == est.model_source_
-    else:
-        with pytest.raises(NotFittedError):
-            output(loaded, X)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        output(loaded, X)
 
 
 @parametrize
@@ -263,7 +240,10 @@ def test_in_pipeline_and_grid_search(case):
     if is_transformer(est):
         pipe = Pipeline([("enc", est), ("clf", LogisticRegression(max_iter=500))])
         pipe.fit(X, y)
-        assert pipe.predict(X).shape == (len(X),)
+        # The pipeline is the encoder's features fed to the head, nothing else.
+        features = clone(est).fit(X).transform(X)
+        head = LogisticRegression(max_iter=500).fit(features, y)
+        np.testing.assert_allclose(pipe.predict_proba(X), head.predict_proba(features))
         param_grid = {"clf__C": [0.1, 10.0]}
         param_grid.update({f"enc__{k}": v for k, v in grid.items()})
         search = GridSearchCV(pipe, param_grid, cv=2).fit(X, y)
@@ -273,7 +253,7 @@ def test_in_pipeline_and_grid_search(case):
     # A fine-tuning estimator is the last step of a pipeline.
     pipe = Pipeline([("identity", FunctionTransformer()), ("model", est)])
     pipe.fit(X, y)
-    assert pipe.predict(X).shape == (len(X),)
+    np.testing.assert_allclose(output(pipe, X), output(fit(clone(est), X, y), X), rtol=1e-5)
     param_grid = {f"model__{k}": v for k, v in grid.items()}
     search = GridSearchCV(pipe, param_grid, cv=2).fit(X, y)
     assert len(search.cv_results_["params"]) == 2
@@ -291,6 +271,27 @@ def test_bad_parameter_is_reported_at_fit(case):
 
 
 # ---------------------------------------------------------------- transformers
+@parametrize_transformers
+def test_batch_size_does_not_change_the_output(case):
+    est, X, y, _ = case
+    check_batch_size_does_not_change_the_output(est, X, y)
+
+
+@parametrize_transformers
+def test_cache_gives_the_uncached_output(case):
+    """The default cache, cold then warm, returns exactly what the model computes."""
+    est, X, _, _ = case
+    plain = est.fit(X).transform(X)
+    cached = clone(est).set_params(cache="memory").fit(X)
+    cold = cached.transform(X)
+    before = cached.cache_info()
+    warm = cached.transform(X[::-1])[::-1]
+    after = cached.cache_info()
+    assert after.hits - before.hits == len(X) and after.misses == before.misses
+    np.testing.assert_array_equal(cold, plain)
+    np.testing.assert_array_equal(warm, plain)
+
+
 @parametrize_transformers
 def test_feature_names_and_pandas_output(case):
     est, X, _, _ = case
@@ -369,5 +370,5 @@ def test_cross_val_score_refits_from_scratch(case):
     scores = cross_val_score(est, X, y, cv=2)
     assert scores.shape == (2,) and np.isfinite(scores).all()
     # The estimator passed in stays unfitted; cross-validation fitted clones.
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="not fitted"):
         est.predict(X)

@@ -316,7 +316,7 @@ def test_loading_the_wrong_class_or_folder_fails(make, tmp_path):
 def test_save_before_fit_raises(make, tmp_path):
     from sklearn.exceptions import NotFittedError
 
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="not fitted"):
         make(TextClassifier).save(tmp_path / "x")
 
 

@@ -22,6 +22,7 @@ def encoder(tiny_image_weights):
         image_size=32,
         batch_size=4,
         progress=False,
+        cache=None,  # every comparison below is of what the model computes
     ).fit()
 
 
@@ -147,7 +148,7 @@ def test_missing_weights_file(tmp_path):
 
 
 def test_pretrained_without_any_source_says_what_was_tried():
-    with pytest.raises(ModelNotFoundError) as info:
+    with pytest.raises(ModelNotFoundError, match="test_efficientnet") as info:
         ImageEncoder("test_efficientnet", pretrained=True).fit()
     message = str(info.value)
     assert "Hugging Face cache" in message and "HF_HUB_OFFLINE" in message
@@ -164,8 +165,12 @@ def test_default_without_packaged_copy_names_the_extra(monkeypatch):
 
 def test_random_init_is_seeded_and_reproducible():
     images, _ = image_samples(2)
-    a = ImageEncoder("test_efficientnet", pretrained=False, progress=False).fit()
-    b = ImageEncoder("test_efficientnet", pretrained=False, progress=False).fit()
+    from sktransfer._base import LOADED_NETWORKS
+
+    a = ImageEncoder("test_efficientnet", pretrained=False, progress=False, cache=None).fit()
+    LOADED_NETWORKS.clear()  # b builds its own network instead of sharing a's
+    b = ImageEncoder("test_efficientnet", pretrained=False, progress=False, cache=None).fit()
+    assert a.model_ is not b.model_
     assert a.model_source_ == "random-init"
     np.testing.assert_array_equal(a.transform(images), b.transform(images))
 
@@ -202,4 +207,8 @@ def test_bytes_of_an_encoded_image(encoder):
     buffer = io.BytesIO()
     Image.fromarray(np.full((16, 16, 3), 200, np.uint8)).save(buffer, format="JPEG")
     out = encoder.transform([buffer.getvalue()])
-    assert np.isfinite(out).all()
+    buffer.seek(0)
+    decoded = np.asarray(Image.open(buffer).convert("RGB"))
+    assert decoded.shape == (16, 16, 3)
+    np.testing.assert_allclose(out, encoder.transform([decoded]), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(out, encoder.transform([np.zeros((16, 16, 3), np.uint8)]))

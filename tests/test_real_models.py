@@ -23,14 +23,14 @@ SENTENCES = [
 def text_encoder():
     from sktransfer import TextEncoder
 
-    return TextEncoder(progress=False).fit()
+    return TextEncoder(progress=False, cache=None).fit()
 
 
 @pytest.fixture(scope="module")
 def image_encoder():
     from sktransfer import ImageEncoder
 
-    return ImageEncoder(progress=False).fit()
+    return ImageEncoder(progress=False, cache=None).fit()
 
 
 def test_default_text_model_resolves_to_the_packaged_copy(text_encoder):
@@ -99,3 +99,11 @@ def test_image_features_match_timm_forward(image_encoder):
     with torch.inference_mode():
         expected = model.forward_head(model.forward_features(batch), pre_logits=True).numpy()
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_text_rows_do_not_depend_on_the_rest_of_the_batch(text_encoder):
+    """Padding to the longest sentence of a batch must not change a sentence's row."""
+    together = text_encoder.transform(SENTENCES)
+    alone = np.vstack([text_encoder.transform([s]) for s in SENTENCES])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    np.testing.assert_allclose(text_encoder.transform(SENTENCES[::-1])[::-1], together, atol=1e-5)

@@ -30,8 +30,10 @@ def bf16_is_slow(monkeypatch):
     monkeypatch.setattr(_precision, "cpu_bfloat16_speedup", lambda: 0.02)
 
 
+# Without the embedding cache: these tests compare what the model computes, and
+# a float32 fallback shares its cache key with float32 (the cache would answer).
 def _text(tiny_text_model, **kwargs):
-    return TextEncoder(tiny_text_model, batch_size=5, progress=False, **kwargs)
+    return TextEncoder(tiny_text_model, batch_size=5, progress=False, cache=None, **kwargs)
 
 
 def _image(tiny_image_weights, **kwargs):
@@ -41,6 +43,7 @@ def _image(tiny_image_weights, **kwargs):
         batch_size=5,
         image_size=32,
         progress=False,
+        cache=None,
         **kwargs,
     )
 

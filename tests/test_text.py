@@ -13,7 +13,8 @@ from tests.conftest import text_samples
 
 @pytest.fixture
 def encoder(tiny_text_model):
-    return TextEncoder(tiny_text_model, batch_size=4, progress=False).fit()
+    # Without the cache: every comparison below is of what the model computes.
+    return TextEncoder(tiny_text_model, batch_size=4, progress=False, cache=None).fit()
 
 
 def test_matches_sentence_transformers_encode(encoder):
@@ -50,8 +51,10 @@ def test_accepted_containers_give_identical_rows(encoder, container):
     np.testing.assert_array_equal(encoder.transform(container(texts)), expected)
 
 
-def test_duplicates_are_encoded_once_and_rows_stay_aligned(encoder, monkeypatch):
+@pytest.mark.parametrize("cache", [None, "memory"])
+def test_duplicates_are_encoded_once_and_rows_stay_aligned(encoder, monkeypatch, cache):
     texts = ["bad", "a great movie", "bad", "good fun", "a great movie", "bad"]
+    encoder.set_params(cache=cache)
     seen = []
     original = encoder.model_.preprocess
 
@@ -66,6 +69,10 @@ def test_duplicates_are_encoded_once_and_rows_stay_aligned(encoder, monkeypatch)
     np.testing.assert_array_equal(out[0], out[5])
     np.testing.assert_array_equal(out[1], out[4])
     assert not np.allclose(out[0], out[1])
+    # Each distinct text got its own vector: the one it gets alone.
+    for i in (0, 1, 3):
+        alone = encoder.set_params(cache=None).transform([texts[i]])[0]
+        np.testing.assert_allclose(out[i], alone, rtol=1e-5, atol=1e-6)
 
 
 def test_batches_are_sorted_by_token_length(encoder, monkeypatch):
@@ -85,8 +92,12 @@ def test_batches_are_sorted_by_token_length(encoder, monkeypatch):
 
 def test_normalize_gives_unit_rows(tiny_text_model):
     texts, _ = text_samples(6)
-    raw = TextEncoder(tiny_text_model, progress=False).fit().transform(texts)
-    unit = TextEncoder(tiny_text_model, normalize=True, progress=False).fit().transform(texts)
+    raw = TextEncoder(tiny_text_model, progress=False, cache=None).fit().transform(texts)
+    unit = (
+        TextEncoder(tiny_text_model, normalize=True, progress=False, cache=None)
+        .fit()
+        .transform(texts)
+    )
     np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(unit, raw / np.linalg.norm(raw, axis=1, keepdims=True), rtol=1e-5)
     assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
@@ -95,11 +106,13 @@ def test_normalize_gives_unit_rows(tiny_text_model):
 def test_max_length_truncates(tiny_text_model):
     long_a = "a great movie " * 10 + "cat"
     long_b = "a great movie " * 10 + "dog"
-    short = TextEncoder(tiny_text_model, max_length=8, progress=False).fit()
+    short = TextEncoder(tiny_text_model, max_length=8, progress=False, cache=None).fit()
     assert short.model_.max_seq_length == 8
     out = short.transform([long_a, long_b])
     np.testing.assert_array_equal(out[0], out[1])  # the differing word was cut off
-    full = TextEncoder(tiny_text_model, progress=False).fit().transform([long_a, long_b])
+    full = (
+        TextEncoder(tiny_text_model, progress=False, cache=None).fit().transform([long_a, long_b])
+    )
     assert not np.allclose(full[0], full[1])
 
 
@@ -117,7 +130,7 @@ def test_missing_entries_raise_with_positions(encoder, missing):
 
 
 def test_missing_entries_can_be_encoded_as_empty(tiny_text_model):
-    enc = TextEncoder(tiny_text_model, on_missing="empty", progress=False).fit()
+    enc = TextEncoder(tiny_text_model, on_missing="empty", progress=False, cache=None).fit()
     out = enc.transform(pd.Series(["good", None, "bad", np.nan]))
     # Other batch shapes change the last float bits only.
     np.testing.assert_allclose(out[1], enc.transform([""])[0], rtol=1e-5, atol=1e-6)
@@ -131,7 +144,7 @@ def test_missing_in_fit_is_reported(tiny_text_model):
 
 
 def test_non_text_entries_always_raise(tiny_text_model):
-    enc = TextEncoder(tiny_text_model, on_missing="empty", progress=False).fit()
+    enc = TextEncoder(tiny_text_model, on_missing="empty", progress=False, cache=None).fit()
     with pytest.raises(InvalidInputError, match=r"positions 1 \(int\), 2 \(bytes\)"):
         enc.transform(["good", 3, b"bytes"])
 
@@ -157,7 +170,7 @@ def test_long_input_list_of_positions_is_truncated(encoder):
 
 
 def test_unknown_model_names_say_what_was_tried():
-    with pytest.raises(ModelNotFoundError) as info:
+    with pytest.raises(ModelNotFoundError, match="no-such-org/no-such-model") as info:
         TextEncoder("no-such-org/no-such-model").fit()
     message = str(info.value)
     assert "Hugging Face cache: not there" in message
