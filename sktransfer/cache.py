@@ -106,6 +106,10 @@ def _checksum(key: bytes, dim: int, dtype: str, data: bytes) -> int:
     return zlib.crc32(data, crc) & 0xFFFFFFFF
 
 
+# Keys computed in the first slice of a long computation, before its speed is known.
+_FIRST_SLICE = 64
+
+
 class _Store:
     """The one call an encoder makes: :meth:`get_or_compute`.
 
@@ -138,17 +142,32 @@ class _Store:
                 rows.update(self._compute_and_put([k for k in others if k not in rows], compute))
         return rows
 
+    # Seconds of work after which computed rows are stored, so that other
+    # processes waiting for them see progress; None computes all keys at once.
+    STORE_EVERY_SECONDS: float | None = None
+
     def _compute_and_put(self, keys: list[bytes], compute) -> dict[bytes, np.ndarray]:
-        if not keys:
-            return {}
-        try:
-            vectors, bad = compute(keys)
-        except BaseException:
-            self.release(keys)
-            raise
-        computed = dict(zip(keys, vectors, strict=True))
-        self.put_many({k: v for k, v in computed.items() if k not in bad})
-        self.release([k for k in keys if k in bad])
+        computed: dict[bytes, np.ndarray] = {}
+        start, size = 0, len(keys)
+        if self.STORE_EVERY_SECONDS is not None:
+            size = min(size, _FIRST_SLICE)
+        while start < len(keys):
+            batch = keys[start : start + size]
+            began = time.perf_counter()
+            try:
+                vectors, bad = compute(batch)
+            except BaseException:
+                self.release(keys[start:])
+                raise
+            rows = dict(zip(batch, vectors, strict=True))
+            self.put_many({k: v for k, v in rows.items() if k not in bad})
+            self.release([k for k in batch if k in bad])
+            computed.update(rows)
+            start += len(batch)
+            if self.STORE_EVERY_SECONDS is not None:
+                # Size the next slice to about STORE_EVERY_SECONDS of work.
+                per_key = (time.perf_counter() - began) / len(batch)
+                size = int(min(max(self.STORE_EVERY_SECONDS / max(per_key, 1e-9), 16), 8192))
         return computed
 
 
@@ -270,6 +289,9 @@ class SQLiteStore(_Store):
     CLAIM_STALL_SECONDS = 30.0
     # The longest wait for claimed samples, even while some keep arriving.
     CLAIM_WAIT_SECONDS = 900.0
+    # The owner of a claim stores what it computed about this often, so waiters
+    # see progress well within CLAIM_STALL_SECONDS however slow the model is.
+    STORE_EVERY_SECONDS = 5.0
 
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory).expanduser().resolve()

@@ -284,3 +284,32 @@ def test_set_memory_limit_accepts_numbers():
         assert cache_module._memory_store.limit_bytes == 0
     finally:
         set_memory_limit(1024)
+
+
+def test_a_long_computation_stores_its_rows_as_it_goes(tmp_path, monkeypatch):
+    """Waiting processes see progress: the owner of a long claim stores in slices.
+
+    Without slices a claim that takes longer than ``CLAIM_STALL_SECONDS`` looks
+    stalled to every waiter, which then encodes the same samples a second time.
+    """
+    monkeypatch.setattr(SQLiteStore, "STORE_EVERY_SECONDS", 0.05, raising=False)
+    store = SQLiteStore(tmp_path)
+    other = SQLiteStore(tmp_path)  # another connection, as another process would use
+    keys = [bytes([i]) * 20 for i in range(200)]
+    calls: list[int] = []
+    seen_by_other: list[int] = []
+
+    def compute(batch):
+        seen_by_other.append(len(other.get_many(keys, 3)))
+        calls.append(len(batch))
+        time.sleep(0.002 * len(batch))
+        first = keys.index(batch[0])
+        return np.arange(first, first + len(batch), dtype=np.float32)[:, None].repeat(3, 1), set()
+
+    rows = store.get_or_compute(keys, 3, compute)
+    assert sum(calls) == len(keys) and len(calls) > 1, calls
+    # Each slice is stored before the next one starts, where other processes see it.
+    assert seen_by_other == [sum(calls[:i]) for i in range(len(calls))]
+    for i, key in enumerate(keys):
+        np.testing.assert_array_equal(rows[key], [i, i, i])
+    np.testing.assert_array_equal(other.get_many(keys, 3)[keys[-1]], [199, 199, 199])
