@@ -29,6 +29,31 @@ def _split(labels, idx, n_train, n_test, seed):
     return np.sort(train), np.sort(test)
 
 
+def _skrub_head_score(full, texts, labels, train, test) -> tuple[float, float]:
+    """skrub's encoder fitted on the training split by its own ``fit_transform``.
+
+    Its PCA and scaling are learned from the training sentences only. The one
+    model call it makes (``SentenceTransformer.encode`` of the sentences,
+    ``LLMEncoder._vectorize``) is answered from ``full``, the same model's
+    embeddings of the corpus, so that no split encodes the corpus again.
+    """
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    row = {text: i for i, text in enumerate(texts)}
+    encoder = _common.skrub_text_encoder(_common.text_model_folder())
+    encoder.__dict__["_estimator"] = "answered from the stored embeddings"  # no model load
+    encoder._vectorize = lambda column: full[[row[t] for t in column]].copy()
+
+    def fit_score():
+        X_train = encoder.fit_transform(pd.Series(texts[train], name="text")).to_numpy()
+        clf = LogisticRegression(max_iter=1000).fit(X_train, labels[train])
+        X_test = encoder.transform(pd.Series(texts[test], name="text")).to_numpy()
+        return clf.score(X_test, labels[test])
+
+    return _common.timed(fit_score)
+
+
 def _head_score(features, labels, train, test) -> tuple[float, float]:
     from sklearn.linear_model import LogisticRegression
 
@@ -71,7 +96,11 @@ def run_text(cfg: dict, workdir: Path) -> dict:
             rows["tfidf"][domain]["acc"].append(acc)
             rows["tfidf"][domain]["s"].append(s)
             for lib in LIBRARIES:
-                s, acc = _head_score(features[lib], labels, train, test)
+                if lib == "skrub":
+                    full = features["sentence-transformers"]
+                    s, acc = _skrub_head_score(full, texts, labels, train, test)
+                else:
+                    s, acc = _head_score(features[lib], labels, train, test)
                 rows[lib][domain]["acc"].append(acc)
                 rows[lib][domain]["s"].append(s)
             model = TextClassifier(folder, random_state=seed, **cfg["text_finetune"])
@@ -202,8 +231,11 @@ def render_text(result: dict) -> str:
         md.table(header, cells),
         verdict,
         [
-            "skrub's PCA was fitted on the whole corpus (no labels), as in the memory part, "
-            "not on each training split.",
+            "skrub's `LLMEncoder` is fitted on each training split (its PCA to 30 dimensions "
+            "and its scaling learn the training sentences only) by its own `fit_transform`; "
+            "the sentence-transformers call inside it is answered from the direct call's "
+            "embeddings of the corpus (the same model call), so its *encode s* is that of "
+            "the memory part's skrub process.",
         ],
     )
 

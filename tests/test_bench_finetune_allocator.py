@@ -46,9 +46,7 @@ def test_fit_on_cpu_raises_the_allocator_thresholds(
     assert sorted(mallopt_calls) == sorted([_malloc.M_MMAP_THRESHOLD, _malloc.M_TRIM_THRESHOLD])
 
 
-def test_fit_leaves_the_allocator_alone_when_opted_out(
-    mallopt_calls, monkeypatch, tiny_text_model
-):
+def test_fit_leaves_the_allocator_alone_when_opted_out(mallopt_calls, monkeypatch, tiny_text_model):
     monkeypatch.setenv("SKTRANSFER_TUNE_MALLOC", "0")
     X, y = toy_texts(8, 0)
     text_estimator(TextClassifier, tiny_text_model, epochs=1).fit(X, y)
