@@ -74,7 +74,7 @@ def run(cfg: dict) -> dict:
         pipe = Pipeline([("enc", TextEncoder(folder, progress=False, cache=cache)), ("clf", clf())])
         with _common.quiet(), threadpool_limits(limits=threads, user_api="blas"):
             seconds, score = _search(pipe, texts, y, c_values)
-        encoded = cache_info(None if cache == "memory" else cache).misses
+        encoded = cache_info(cache).misses
         rows.append(
             {
                 "key": key,

@@ -59,7 +59,7 @@ from benchmarks import _markdown as md
 FULL = {
     "throughput-text": {"n_text": 256, "repeats": 3},
     "throughput-images": {"n_images": 64, "repeats": 3},
-    "cv": {"n_sentences": 500, "c_values": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]},
+    "cv": {"n_sentences": 400, "c_values": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]},
     "memory": {"n_sentences": 3000, "rounds": 2},
     "accuracy-text": {
         "n_corpus": 3000,
@@ -356,6 +356,11 @@ def main(argv=None) -> None:
         part_start = time.perf_counter()
         subprocess.run(cmd, cwd=_common.ROOT, check=True, env=_common.worker_env())
         seconds = time.perf_counter() - part_start
+        if code_hash() != code:
+            raise SystemExit(
+                f"the code changed while {part} ran (sktransfer/ or benchmarks/ sources); "
+                "its figures would not match the published code hash: run again"
+            )
         results[part], minutes[part] = json.loads(result_file.read_text()), seconds / 60
         dates[part] = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
         record = {"config": sizes[part], "code": code, "seconds": seconds, "date": dates[part]}

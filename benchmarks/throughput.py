@@ -87,7 +87,7 @@ def run_images(cfg: dict, workdir: Path) -> dict:
 def _table(result: dict, unit: str, digits: int, reference: str, memory: bool) -> str:
     by_key = {row["key"]: row for row in result["rows"]}
     floor = by_key[reference]["rate"]
-    header = ["variant", f"{unit} (median)", "min–max", f"vs {reference}", "cosine (mean / min)"]
+    header = ["variant", f"{unit} (median)", "min–max", "vs direct call", "cosine (mean / min)"]
     if memory:
         header += ["page faults / call", "peak RSS MiB"]
     cells = []

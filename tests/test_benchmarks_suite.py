@@ -261,3 +261,22 @@ def test_only_a_complete_full_run_writes_docs(tmp_path, monkeypatch):
     assert ran == run.ORDER
     assert written == [tmp_path / "docs"]
     assert (tmp_path / "docs" / "benchmarks.md").exists()
+
+
+def test_a_code_change_during_the_run_stops_it(tmp_path, monkeypatch):
+    """Figures of a part that ran on other code than the recorded hash are not kept."""
+    ran, _ = _fake_suite(monkeypatch, tmp_path)
+    hashes = iter(["before", "after"])
+    monkeypatch.setattr(run, "code_hash", lambda root=None: next(hashes))
+    with pytest.raises(SystemExit, match="the code changed while throughput-text ran"):
+        run.main(
+            [
+                "--only",
+                "throughput",
+                "--workdir",
+                str(tmp_path),
+                "--output",
+                str(tmp_path / "out.md"),
+            ]
+        )
+    assert not (tmp_path / "full" / "throughput-text.json").exists()
