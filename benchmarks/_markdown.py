@@ -83,23 +83,43 @@ def spread(values: list[float]) -> str:
 
 
 def compare(a: list[float], b: list[float]) -> str:
-    """``"a"``, ``"b"`` or ``"tie"``: which list of repeats is larger, beyond the noise.
+    """``"a"``, ``"b"``, ``"tie"`` or ``"no spread"``: which list of repeats is larger.
 
     A winner is named only when its worst repeat beats the other's best one
     (their min–max ranges do not overlap); otherwise the difference is within
-    the run-to-run spread and the result is a tie. With one repeat each there
-    is no spread: the larger wins.
+    the run-to-run spread and the result is a tie. With fewer than two repeats
+    on either side there is no spread to compare with: ``"no spread"``.
 
     >>> compare([10, 11, 12], [5, 6, 7])
     'a'
     >>> compare([10, 11, 12], [11.5, 12.5, 13])
     'tie'
+    >>> compare([10], [5])
+    'no spread'
     """
+    if len(a) < 2 or len(b) < 2:
+        return "no spread"
     if min(a) > max(b):
         return "a"
     if min(b) > max(a):
         return "b"
     return "tie"
+
+
+def versus(a_label: str, a: list[float], b_label: str, b: list[float], unit: str) -> str:
+    """ "A beats / ties with / loses to B by N unit", judged against the spread of the repeats.
+
+    >>> versus("ours", [80.0, 82.0], "peer", [70.0, 71.0], "points")
+    'ours beats peer by 10.50 points (beyond the range of the repeats)'
+    """
+    gap = sum(a) / len(a) - sum(b) / len(b)
+    outcome = compare(a, b)
+    if outcome == "no spread":
+        return f"{a_label} vs {b_label}: {gap:+.2f} {unit} (one repeat: no spread measured)"
+    if outcome == "tie":
+        return f"{a_label} ties with {b_label} ({gap:+.2f} {unit}, within the range of the repeats)"
+    word = "beats" if outcome == "a" else "loses to"
+    return f"{a_label} {word} {b_label} by {abs(gap):.2f} {unit} (beyond the range of the repeats)"
 
 
 def generated_note(meta: dict) -> str:

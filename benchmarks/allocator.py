@@ -62,7 +62,9 @@ def render(result: dict) -> str:
         outcome = md.compare(off_s, on_s)  # "a": the untuned fit took longer
         ratio = _median(off, "fit_s") / _median(on, "fit_s")
         name = "the image fit" if kind == "image" else "the text fit"
-        if outcome == "a":
+        if outcome == "no spread":
+            clauses.append(f"{name}: {ratio:.2f}× (one round: no spread measured)")
+        elif outcome == "a":
             clauses.append(f"the tuning makes {name} {ratio:.2f}× as fast")
         elif outcome == "b":
             clauses.append(f"the tuning makes {name} slower ({ratio:.2f}×)")
@@ -72,7 +74,7 @@ def render(result: dict) -> str:
         "Allocator tuning and training",
         f"One `fit` (early stopping off, the pretrained weights' load included) in a fresh "
         f"process per run, glibc's default thresholds (`SKTRANSFER_TUNE_MALLOC=0`) against "
-        f"sktransfer's default tuning, alternating for {result['repeats']} rounds: median "
+        f"sktransfer's default tuning, alternating for {result['repeats']} round(s): median "
         "seconds (min–max), minor page faults during the fit and peak RSS (medians).",
         md.table(
             ["fit", "untuned s", "tuned s", "speed-up", "page faults", "peak RSS MiB"],

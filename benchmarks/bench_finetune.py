@@ -497,13 +497,7 @@ def run(cfg: dict) -> dict:
 
 def _versus(rows: dict, a: str, b: str) -> str:
     """ "a vs b" in accuracy points, a tie when the seeds' ranges overlap."""
-    acc_a, acc_b = rows[a][5], rows[b][5]
-    gap = statistics.mean(acc_a) - statistics.mean(acc_b)
-    outcome = _md.compare(acc_a, acc_b)
-    if outcome == "tie":
-        return f"{a} ties with {b} ({gap:+.2f} points, within the range of the seeds)"
-    word = "beats" if outcome == "a" else "loses to"
-    return f"{a} {word} {b} by {abs(gap):.2f} points (beyond the range of the seeds)"
+    return _md.versus(a, rows[a][5], b, rows[b][5], "points")
 
 
 def render(result: dict) -> str:
@@ -525,7 +519,12 @@ def render(result: dict) -> str:
     loops = []
     for row in result["loop"]:
         outcome = _md.compare(row[5], row[4])  # "a": ours took longer per epoch
-        what = {"a": "slower than", "b": "faster than", "tie": "a tie with"}[outcome]
+        what = {
+            "a": "slower than",
+            "b": "faster than",
+            "tie": "a tie with",
+            "no spread": "(one timed epoch, no spread measured) compared with",
+        }[outcome]
         loops.append(f"{row[0].split(' (')[0]}: our loop is {what} the plain loop ({row[3]})")
     intro = (
         f"Text: {result['n_text_train']:,} training / {result['n_text_test']:,} test VADER "

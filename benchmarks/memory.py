@@ -94,7 +94,7 @@ def render(result: dict) -> str:
     peer_peaks = libs[lightest].get("peaks", [libs[lightest]["peak_mib"]])
     outcome = md.compare(peer_peaks, ours_peaks)  # "a": the peer uses more
     speed = libs[lightest]["encode_s"] / libs["sktransfer"]["encode_s"]
-    if outcome == "tie" or len(ours_peaks) < 2:
+    if outcome in ("tie", "no spread"):
         verdict = (
             f"A tie: sktransfer peaks {diff:+.0f} MiB from the lightest peer "
             f"({LIBRARIES[lightest]}), within the spread of the {result['rounds']} rounds"

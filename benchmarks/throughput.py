@@ -116,6 +116,8 @@ def _versus(ours: dict, peer: dict) -> str:
     """One comparison sentence, a tie when the repeats' ranges overlap."""
     ratio = ours["rate"] / peer["rate"]
     outcome = md.compare(ours["rates"], peer["rates"])
+    if outcome == "no spread":
+        return f"{ratio:.2f}× the rate of {peer['label']} (one repeat: no spread measured)"
     if outcome == "tie":
         return f"a tie with {peer['label']} ({ratio:.2f}×, within the min–max of the repeats)"
     word = "faster than" if outcome == "a" else "slower than"

@@ -99,8 +99,9 @@ def test_compare_names_a_winner_only_beyond_the_spread():
     assert md.compare([5.0, 6.0, 7.0], [10.0, 11.0, 12.0]) == "b"
     # medians differ by 5% but the ranges overlap: within the noise
     assert md.compare([9.0, 10.0, 12.0], [10.5, 10.5, 11.0]) == "tie"
-    assert md.compare([10.0], [10.0]) == "tie"
-    assert md.compare([10.0], [9.0]) == "a"  # one repeat each: no spread to compare with
+    # one repeat on either side: no spread to compare with, so no winner
+    assert md.compare([10.0], [9.0]) == "no spread"
+    assert md.compare([10.0, 10.5], [9.0]) == "no spread"
 
 
 def test_throughput_verdict_says_tie_within_noise():
@@ -112,6 +113,9 @@ def test_throughput_verdict_says_tie_within_noise():
     fast = {"label": "ours", "rate": 200.0, "rates": [190.0, 200.0, 210.0]}
     text = throughput._versus(fast, peer)
     assert "2.00×" in text and "faster than" in text and "tie" not in text
+    single = {"label": "peer", "rate": 100.0, "rates": [100.0]}
+    text = throughput._versus(fast, single)
+    assert "no spread" in text and "faster" not in text
 
 
 def test_memory_verdict_says_tie_within_noise():
@@ -280,3 +284,14 @@ def test_a_code_change_during_the_run_stops_it(tmp_path, monkeypatch):
             ]
         )
     assert not (tmp_path / "full" / "throughput-text.json").exists()
+
+
+def test_versus_reports_ties_and_missing_spread():
+    assert md.versus("ours", [80.0, 82.0], "peer", [70.0, 71.0], "points").startswith(
+        "ours beats peer by 10.50 points"
+    )
+    tie = md.versus("ours", [75.0, 78.0, 76.0], "peer", [76.5, 77.0, 74.0], "points")
+    assert tie.startswith("ours ties with peer") and "within the range" in tie
+    assert "loses to" in md.versus("ours", [60.0, 61.0], "peer", [70.0, 71.0], "points")
+    single = md.versus("ours", [80.0], "peer", [70.0], "points")
+    assert "no spread measured" in single and "beats" not in single
