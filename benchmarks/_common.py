@@ -245,3 +245,33 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "versions": versions,
     }
+
+
+# --------------------------------------------------------------- processes
+# Variables that change how a process allocates; every worker starts without them
+# unless its system sets them, so that all systems run under the same settings.
+_ALLOCATOR_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "SKTRANSFER_TUNE_MALLOC")
+
+
+def worker_env(extra: dict | None = None) -> dict:
+    """This process's environment without allocator settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in _ALLOCATOR_VARS}
+    env.update(extra or {})
+    return env
+
+
+def run_worker(module: str, args: list[str], extra_env: dict | None = None) -> str:
+    """Run ``python -m module args`` in a fresh process; its stdout, or an error with stderr."""
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=worker_env(extra_env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{module} {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return proc.stdout

@@ -67,6 +67,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import _markdown as _md  # noqa: E402
+
 # Text, head only: a linear probe on frozen features. The problem is convex and
 # the features are unit-length, so the head takes larger steps than when the
 # body trains (the linear-probe convention; the same value as the doctest).
@@ -169,7 +171,13 @@ def _run_rows(rows: dict, seeds: list[int], make_data) -> list[list[str]]:
             seconds[name].append(elapsed)
             print(f"  seed {seed}  {name}: {acc:.2f} %  {elapsed:.1f} s", flush=True)
     return [
-        [name, settings, _mean_sd(accuracy[name]), f"{statistics.mean(seconds[name]):.1f}"]
+        [
+            name,
+            settings,
+            _mean_sd(accuracy[name]),
+            f"{statistics.mean(seconds[name]):.1f}",
+            accuracy[name],
+        ]
         for name, (settings, _) in rows.items()
     ]
 
@@ -383,7 +391,14 @@ def _loop_row(label: str, estimator, backend, items, targets, params, epochs, de
         f"ours {[round(t, 2) for t in ours]} s",
         flush=True,
     )
-    return [label, f"{plain_s:.2f}", f"{ours_s:.2f}", f"{ours_s / plain_s:.3f}×"]
+    return [
+        label,
+        f"{plain_s:.2f}",
+        f"{ours_s:.2f}",
+        f"{ours_s / plain_s:.3f}×",
+        plain[1:],
+        ours[1:],
+    ]
 
 
 def bench_loop(sizes: dict, image_size: int) -> list[list[str]]:
@@ -460,14 +475,78 @@ def main(argv=None) -> None:
         _print_table(
             "Test accuracy and wall time",
             ["data", "model", "settings", "accuracy % (mean ± sd)", "fit + predict s"],
-            results,
+            [row[:5] for row in results],
         )
     if loop_rows:
         _print_table(
             "One training epoch: our loop vs a plain PyTorch loop (median s per epoch)",
             ["estimator", "plain loop s", "our loop s", "ratio"],
-            loop_rows,
+            [row[:4] for row in loop_rows],
         )
+
+
+# ---------------------------------------------------------------- the suite
+def run(cfg: dict) -> dict:
+    """The ``finetune`` part of ``python -m benchmarks``: accuracy and loop tables."""
+    seeds = list(range(cfg["seeds"]))
+    quick = cfg.get("quick", False)
+    rows = bench_text(cfg, seeds, quick) + bench_image(cfg, seeds, quick, cfg["image_size"])
+    loop = bench_loop(cfg, cfg["image_size"])
+    return {**cfg, "rows": rows, "loop": loop}
+
+
+def _versus(rows: dict, a: str, b: str) -> str:
+    """ "a vs b" in accuracy points, a tie when the seeds' ranges overlap."""
+    return _md.versus(a, rows[a][5], b, rows[b][5], "points")
+
+
+def render(result: dict) -> str:
+    rows = {row[1]: row for row in result["rows"]}
+    table = _md.table(
+        ["data", "model", "settings", "accuracy % (mean ± sd)", "fit + predict s"],
+        [row[:5] for row in result["rows"]],
+    )
+    loop_table = _md.table(
+        ["estimator", "plain loop s", "our loop s", "ratio"], [row[:4] for row in result["loop"]]
+    )
+    comparisons = [
+        _versus(rows, "TextClassifier, fine-tuned", "TextEncoder (frozen) + LogisticRegression"),
+        _versus(rows, "TextClassifier, head only", "TextEncoder (frozen) + LogisticRegression"),
+        _versus(rows, "TextEncoder (frozen) + LogisticRegression", "TF-IDF + LogisticRegression"),
+        _versus(rows, "ImageClassifier, fine-tuned", "ImageEncoder (frozen) + LogisticRegression"),
+        _versus(rows, "ImageEncoder (frozen) + LogisticRegression", "pixels + LogisticRegression"),
+    ]
+    loops = []
+    for row in result["loop"]:
+        outcome = _md.compare(row[5], row[4])  # "a": ours took longer per epoch
+        what = {
+            "a": "slower than",
+            "b": "faster than",
+            "tie": "a tie with",
+            "no spread": "(one timed epoch, no spread measured) compared with",
+        }[outcome]
+        loops.append(f"{row[0].split(' (')[0]}: our loop is {what} the plain loop ({row[3]})")
+    intro = (
+        f"Text: {result['n_text_train']:,} training / {result['n_text_test']:,} test VADER "
+        "sentences per seed (stratified by domain and label, distinct sentences), label "
+        f"`score > 0`. Images: {result['n_image_train']:,} training / "
+        f"{result['n_image_test']:,} test Fashion-MNIST images per seed, fed to "
+        f"EfficientNet-Lite0 at {result['image_size']} px (28 px originals, upscaled). Seeds "
+        f"0–{result['seeds'] - 1}; *fit + predict s* is the mean wall time of one seed. The "
+        "hyper-parameters and their reasons are in `benchmarks/bench_finetune.py`."
+    )
+    loop_intro = (
+        "One training epoch, our loop against a plain PyTorch loop (same network, optimiser, "
+        f"data and batch size; {result['n_loop']} samples per epoch, {result['loop_epochs']} "
+        "epochs, the first a warm-up; median seconds per epoch; a tie when the epochs' "
+        "min–max ranges overlap):"
+    )
+    return _md.section(
+        "Fine-tuning against frozen features",
+        intro,
+        table + "\n\n" + loop_intro + "\n\n" + loop_table,
+        "; ".join(comparisons) + ". " + "; ".join(loops) + ".",
+    )
 
 
 if __name__ == "__main__":

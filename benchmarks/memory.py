@@ -8,8 +8,6 @@ call, read the peak RSS again. The features are kept for the accuracy part.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from benchmarks import _common
@@ -22,48 +20,53 @@ def corpus(cfg: dict):
     return _common.sample_sentences(cfg["n_sentences"], seed=0)
 
 
-def corpus_features(cfg: dict, workdir: Path) -> dict:
-    """Run (or reuse, within one suite run) the encoding subprocess of each library."""
+def corpus_features(cfg: dict, workdir: Path, rounds: int = 1) -> dict:
+    """Run (or reuse, within one suite run) the encoding subprocesses of each library.
+
+    ``rounds`` fresh processes per library, the libraries interleaved round by
+    round; the features kept are the first round's.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     sentences_file = workdir / f"corpus-{cfg['n_sentences']}.json"
     if not sentences_file.exists():
         texts, _, _ = corpus(cfg)
         sentences_file.write_text(json.dumps(texts))
-    results = {}
-    for library in LIBRARIES:
-        stem = workdir / f"{library}-{cfg['n_sentences']}"
-        report = stem.with_suffix(".json")
-        if not report.exists():
-            proc = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "benchmarks._encode_worker",
-                    library,
-                    str(sentences_file),
-                    str(stem) + ".npy",
-                ],
-                cwd=_common.ROOT,
-                capture_output=True,
-                text=True,
-                check=False,
+    runs = {library: [] for library in LIBRARIES}
+    for round_ in range(rounds):
+        for library in LIBRARIES:
+            stem = (
+                workdir / f"{library}-{cfg['n_sentences']}"
+                if round_ == 0
+                else (workdir / f"{library}-{cfg['n_sentences']}-round{round_}")
             )
-            if proc.returncode != 0:
-                raise RuntimeError(f"{library} failed:\n{proc.stderr[-3000:]}")
-            report.write_text(proc.stdout.strip().splitlines()[-1])
-        results[library] = {**json.loads(report.read_text()), "features": str(stem) + ".npy"}
-    return results
+            report = stem.with_suffix(".json")
+            if not report.exists():
+                out = _common.run_worker(
+                    "benchmarks._encode_worker",
+                    [library, str(sentences_file), str(stem) + ".npy"],
+                )
+                report.write_text(out.strip().splitlines()[-1])
+            runs[library].append(json.loads(report.read_text()))
+    features = {lib: str(workdir / f"{lib}-{cfg['n_sentences']}.npy") for lib in LIBRARIES}
+    return {
+        lib: {
+            **runs[lib][0],
+            "features": features[lib],
+            "peaks": [r["peak_mib"] for r in runs[lib]],
+        }
+        for lib in LIBRARIES
+    }
 
 
 def run(cfg: dict, workdir: Path) -> dict:
     import numpy as np
 
-    results = corpus_features(cfg, workdir)
+    results = corpus_features(cfg, workdir, rounds=cfg.get("rounds", 1))
     ours = np.load(results["sktransfer"]["features"])
     for r in results.values():
         feats = np.load(r["features"])
         r["cosine"] = _common.cosine(feats, ours) if feats.shape == ours.shape else None
-    return {"n": cfg["n_sentences"], "libraries": results}
+    return {"n": cfg["n_sentences"], "rounds": cfg.get("rounds", 1), "libraries": results}
 
 
 def render(result: dict) -> str:
@@ -76,6 +79,7 @@ def render(result: dict) -> str:
             [
                 label,
                 md.number(r["peak_mib"], 0),
+                md.spread(r.get("peaks", [r["peak_mib"]])),
                 md.number(r["loaded_mib"], 0),
                 md.number(r["peak_mib"] - r["loaded_mib"], 0),
                 md.number(r["encode_s"]),
@@ -86,29 +90,44 @@ def render(result: dict) -> str:
     peers = [k for k in LIBRARIES if k != "sktransfer"]
     lightest = min(peers, key=lambda k: libs[k]["peak_mib"])
     diff = ours - libs[lightest]["peak_mib"]
-    if diff <= 0:
+    ours_peaks = libs["sktransfer"].get("peaks", [ours])
+    peer_peaks = libs[lightest].get("peaks", [libs[lightest]["peak_mib"]])
+    outcome = md.compare(peer_peaks, ours_peaks)  # "a": the peer uses more
+    speed = libs[lightest]["encode_s"] / libs["sktransfer"]["encode_s"]
+    if outcome in ("tie", "no spread"):
+        verdict = (
+            f"A tie: sktransfer peaks {diff:+.0f} MiB from the lightest peer "
+            f"({LIBRARIES[lightest]}), within the spread of the {result['rounds']} rounds"
+            if len(ours_peaks) >= 2
+            else f"sktransfer peaks {diff:+.0f} MiB from the lightest peer "
+            f"({LIBRARIES[lightest]}); one round only, so no spread was measured"
+        ) + f"; it encodes the {result['n']:,} sentences {speed:.2f}× as fast."
+    elif outcome == "a":
         verdict = (
             f"sktransfer peaks {-diff:.0f} MiB below the lightest peer "
-            f"({LIBRARIES[lightest]}) and encodes the {result['n']:,} sentences "
-            f"{libs[lightest]['encode_s'] / libs['sktransfer']['encode_s']:.2f}× as fast."
+            f"({LIBRARIES[lightest]}), beyond the spread of the rounds, and encodes the "
+            f"{result['n']:,} sentences {speed:.2f}× as fast."
         )
     else:
         verdict = (
             f"A peer wins: {LIBRARIES[lightest]} peaks {diff:.0f} MiB "
-            f"({100 * diff / libs[lightest]['peak_mib']:.0f}%) below sktransfer. Ours keeps a "
-            "copy of every vector in its default in-memory cache for the next call; "
-            "`cache=None` drops that copy."
+            f"({100 * diff / libs[lightest]['peak_mib']:.0f}%) below sktransfer, beyond the "
+            "spread of the rounds. Ours keeps a copy of every vector in its default in-memory "
+            "cache for the next call; `cache=None` drops that copy."
         )
     cache_mib = result["n"] * 384 * 4 / 2**20
     return md.section(
         "Memory",
         f"Peak resident memory (`getrusage` `ru_maxrss`) of a fresh Python process per library "
         f"encoding the same {result['n']:,} distinct VADER sentences in one call, batch 32, "
-        "float32. The features are compared with sktransfer's (cosine).",
+        f"float32; {result['rounds']} rounds of one fresh process per library (peak RSS, "
+        "after load and encode s are the first round's; min–max over the rounds). The "
+        "features are compared with sktransfer's (cosine).",
         md.table(
             [
                 "library",
                 "peak RSS MiB",
+                "peak min–max",
                 "after load MiB",
                 "added by encoding MiB",
                 "encode s",
@@ -121,7 +140,8 @@ def render(result: dict) -> str:
             f"sktransfer's in-memory cache holds the {result['n']:,} vectors (384 float32 "
             f"each, {cache_mib:.0f} MiB of data) after the call, so that the next `transform` "
             "of the same sentences (another fold, another fit) encodes nothing.",
-            "skrub reduces to 30 PCA dimensions by default, so no cosine applies.",
+            "skrub is used as its users use it, `fit_transform` on the sentences (its PCA to "
+            "30 dimensions is fitted on them), so no cosine applies.",
             "embetter's `cached` is not run here: it wraps this same `SentenceEncoder` call "
             "and adds a disk store (its cold cost is in the text throughput table).",
         ],

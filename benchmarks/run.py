@@ -1,25 +1,38 @@
-"""Run the benchmarks against the peers and write ``docs/benchmarks.md``.
+"""Run the benchmarks against the peers and write every published figure, in one run.
 
 Parts (each in a fresh Python process, so that one part's loaded models,
-threads and allocator settings do not leak into the next):
+threads and allocator settings do not leak into the next; the throughput, memory
+and allocator parts also start a fresh process per system measured):
 
-- ``throughput``: sentences/s and images/s of each library, ratio to the direct call;
-- ``cv``: ``GridSearchCV(cv=5)`` over 6 values of C, wall time per library;
-- ``memory``: peak RSS encoding the same sentences, one fresh process per library;
+- ``throughput``: sentences/s and images/s of each library and of the best plain
+  timm usage, with and without the allocator tuning, ratio to the direct call;
+- ``cv``: ``GridSearchCV(cv=5)`` over values of C, wall time per library and per
+  sktransfer cache store at two BLAS thread counts (also docs/cache.md);
+- ``memory``: peak RSS encoding the same sentences, fresh processes per library;
 - ``accuracy``: VADER sentiment per domain and Fashion-MNIST, baseline / frozen /
-  fine-tuned, mean ± sd over seeds (reuses the memory part's encoded corpus).
+  fine-tuned, mean ± sd over seeds (reuses the memory part's encoded corpus);
+- ``finetune``: ``bench_finetune.py``'s accuracy and training-loop tables
+  (docs/finetuning.md);
+- ``allocator``: a fine-tuning ``fit`` with and without the allocator tuning, fresh
+  processes (docs/speed.md);
+- ``precision``: bfloat16 numerics against float32 (docs/speed.md).
 
 Usage::
 
-    python -m benchmarks                      # everything -> docs/benchmarks.md
-    python -m benchmarks --only cv,memory     # some parts -> build/benchmarks.md
-    python -m benchmarks --quick              # tiny sizes, a smoke test -> build/benchmarks.md
+    python -m benchmarks                      # everything -> docs/
+    python -m benchmarks --only cv,memory     # some parts -> build/
+    python -m benchmarks --quick              # tiny sizes, a smoke test -> build/
     python -m benchmarks --resume             # rerun only the parts that did not finish
 
-Each part's result is kept in ``build/benchmark-parts/`` as soon as it finishes, so
-a run that stops (a missing data set, an interrupted machine) can be resumed
-without repeating the parts that finished; the run-time table says when each
-part ran. The data sets are checked before anything runs.
+A complete run (every part, full sizes) writes ``docs/benchmarks.md`` and the
+generated sections of ``docs/speed.md``, ``docs/cache.md`` and
+``docs/finetuning.md`` (between ``<!-- generated:NAME -->`` markers); any other
+run writes ``build/benchmarks.md`` and copies of those documents under
+``build/docs/``. Each part's result is kept in ``build/benchmark-parts/`` as
+soon as it finishes, with its sizes and a hash of the Python sources of the
+library and the benchmarks; ``--resume`` reuses a kept part only when both are
+unchanged, so every published figure comes from one code version, named in
+every generated table. The data sets are checked before anything runs.
 
 Needs ``pip install -e '.[offline,benchmarks]'``; runs offline.
 """
@@ -39,18 +52,19 @@ from pathlib import Path
 from benchmarks import _common
 from benchmarks import _markdown as md
 
-# Sizes of the full run. Most of its time is the peers re-encoding the data in every
-# fit of the cross-validation part and encoding 20,000 sentences per library in the
-# memory part; the run-time table of docs/benchmarks.md says how long each part took.
+# Sizes of the full run, chosen so that the whole suite takes well under 50 minutes
+# on an idle 2-core CPU (the run-time table at the end of docs/benchmarks.md says
+# how long each part took). Most of it is the peers re-encoding the sentences in
+# every fit of the cross-validation part and the fine-tuning fits.
 FULL = {
-    "throughput-text": {"n_text": 400, "repeats": 3},
-    "throughput-images": {"n_images": 96, "repeats": 3},
-    "cv": {"n_sentences": 2000},
-    "memory": {"n_sentences": 20000},
+    "throughput-text": {"n_text": 256, "repeats": 3},
+    "throughput-images": {"n_images": 64, "repeats": 3},
+    "cv": {"n_sentences": 400, "c_values": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]},
+    "memory": {"n_sentences": 3000, "rounds": 2},
     "accuracy-text": {
-        "n_corpus": 20000,
-        "n_train": 400,
-        "n_test": 400,
+        "n_corpus": 3000,
+        "n_train": 300,
+        "n_test": 300,
         "seeds": 3,
         "text_finetune": {"trainable_blocks": 2, "epochs": 2},
     },
@@ -61,13 +75,26 @@ FULL = {
         "seeds": 3,
         "image_finetune": {"image_size": 64, "trainable_blocks": 3, "epochs": 3},
     },
+    "finetune": {
+        "seeds": 3,
+        "n_text_train": 400,
+        "n_text_test": 400,
+        "n_image_train": 800,
+        "n_image_test": 400,
+        "image_size": 64,
+        "n_loop": 256,
+        "loop_epochs": 3,
+        "quick": False,
+    },
+    "allocator-fit": {"repeats": 3, "n_images": 96, "image_size": 160, "n_text": 192},
+    "precision": {"n_text": 2000, "n_accuracy": 2000},
 }
 # A smoke test of every code path in a few minutes; its figures mean nothing.
 QUICK = {
-    "throughput-text": {"n_text": 48, "repeats": 1},
-    "throughput-images": {"n_images": 8, "repeats": 1},
-    "cv": {"n_sentences": 60},
-    "memory": {"n_sentences": 240},
+    "throughput-text": {"n_text": 32, "repeats": 2},
+    "throughput-images": {"n_images": 8, "repeats": 2},
+    "cv": {"n_sentences": 60, "c_values": [0.1, 1.0]},
+    "memory": {"n_sentences": 240, "rounds": 2},
     "accuracy-text": {
         "n_corpus": 240,
         "n_train": 16,
@@ -82,34 +109,82 @@ QUICK = {
         "seeds": 1,
         "image_finetune": {"image_size": 32, "trainable_blocks": 1, "epochs": 1},
     },
+    "finetune": {
+        "seeds": 1,
+        "n_text_train": 40,
+        "n_text_test": 40,
+        "n_image_train": 60,
+        "n_image_test": 40,
+        "image_size": 32,
+        "n_loop": 32,
+        "loop_epochs": 2,
+        "quick": True,
+    },
+    "allocator-fit": {"repeats": 1, "n_images": 16, "image_size": 64, "n_text": 16},
+    "precision": {"n_text": 16, "n_accuracy": 40},
 }
 GROUPS = {
     "throughput": ["throughput-text", "throughput-images"],
     "cv": ["cv"],
     "memory": ["memory"],
     "accuracy": ["accuracy-text", "accuracy-images"],
+    "finetune": ["finetune"],
+    "allocator": ["allocator-fit"],
+    "precision": ["precision"],
 }
 ORDER = [part for parts in GROUPS.values() for part in parts]
+# The documents whose figure sections this suite writes (between generated markers).
+DOCS = ("speed.md", "cache.md", "finetuning.md")
+
+
+def code_hash(root: Path | None = None) -> str:
+    """A short hash of the code every figure depends on: the library and the benchmarks.
+
+    The Python sources under ``sktransfer/`` and ``benchmarks/``, by path and content.
+    """
+    import hashlib
+
+    root = root or _common.ROOT
+    digest = hashlib.sha256()
+    for pattern in ("sktransfer/**/*.py", "benchmarks/**/*.py"):
+        for path in sorted(root.glob(pattern)):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
 
 
 def check_data(parts: list[str]) -> None:
     """Fail before anything runs if a part's data set is not on this machine."""
     from sktransfer.datasets import load_fashion_mnist, load_vader
 
-    if any(p != "throughput-images" for p in parts):
+    if any(p not in ("throughput-images",) for p in parts):
         load_vader(download=False)
-    if "accuracy-images" in parts:
+    if {"accuracy-images", "finetune", "allocator-fit"} & set(parts):
         load_fashion_mnist(subset="test", n_samples=10, random_state=0, download=False)
 
 
 def run_part(part: str, cfg: dict, workdir: Path) -> dict:
     """Run one part in this process and return its JSON-able result."""
-    from benchmarks import accuracy, cv, memory, throughput
+    from benchmarks import (
+        accuracy,
+        allocator,
+        bench_finetune,
+        check_precision,
+        cv,
+        memory,
+        throughput,
+    )
 
     if part == "throughput-text":
-        return throughput.run_text(cfg)
+        return throughput.run_text(cfg, workdir)
     if part == "throughput-images":
-        return throughput.run_images(cfg)
+        return throughput.run_images(cfg, workdir)
+    if part == "finetune":
+        return bench_finetune.run(cfg)
+    if part == "allocator-fit":
+        return allocator.run(cfg, workdir)
+    if part == "precision":
+        return check_precision.run(cfg)
     if part == "cv":
         return cv.run(cfg)
     if part == "memory":
@@ -122,7 +197,16 @@ def run_part(part: str, cfg: dict, workdir: Path) -> dict:
 
 
 def render(results: dict) -> list[str]:
-    from benchmarks import accuracy, cv, memory, throughput
+    """The sections of docs/benchmarks.md, for the parts that ran."""
+    from benchmarks import (
+        accuracy,
+        allocator,
+        bench_finetune,
+        check_precision,
+        cv,
+        memory,
+        throughput,
+    )
 
     sections = []
     if "throughput-text" in results or "throughput-images" in results:
@@ -137,7 +221,58 @@ def render(results: dict) -> list[str]:
         sections.append(accuracy.render_images(results["accuracy-images"]))
     if "memory" in results:
         sections.append(memory.render(results["memory"]))
+    if "finetune" in results:
+        sections.append(bench_finetune.render(results["finetune"]))
+    if "allocator-fit" in results:
+        sections.append(allocator.render(results["allocator-fit"]))
+    if "precision" in results:
+        sections.append(check_precision.render(results["precision"]))
     return sections
+
+
+def doc_blocks(results: dict) -> dict[str, dict[str, str]]:
+    """``{document: {block: markdown}}``: the generated figure sections of docs/*.md."""
+    from benchmarks import allocator, bench_finetune, check_precision, cv, throughput
+
+    def sub(section: str) -> str:  # one heading level down inside a document
+        return section.replace("## ", "### ", 1)
+
+    blocks: dict[str, dict[str, str]] = {name: {} for name in DOCS}
+    if "throughput-text" in results:
+        blocks["speed.md"]["speed-text"] = sub(throughput.render_text(results["throughput-text"]))
+    if "throughput-images" in results:
+        blocks["speed.md"]["speed-images"] = sub(
+            throughput.render_images(results["throughput-images"])
+        )
+    if "allocator-fit" in results:
+        blocks["speed.md"]["allocator-fit"] = sub(allocator.render(results["allocator-fit"]))
+    if "precision" in results:
+        blocks["speed.md"]["precision"] = sub(check_precision.render(results["precision"]))
+    if "cv" in results:
+        blocks["cache.md"]["cache"] = (
+            cv.intro(results["cv"]) + "\n\n" + cv.cache_table(results["cv"])
+        )
+    if "finetune" in results:
+        blocks["finetuning.md"]["finetune"] = sub(bench_finetune.render(results["finetune"]))
+    return blocks
+
+
+def write_docs(results: dict, meta: dict, folder: Path) -> list[Path]:
+    """Write the generated blocks into ``folder``'s copies of docs/speed.md, cache.md, ...
+
+    Each document is read from ``docs/`` (so a smoke test writes its copies
+    elsewhere and leaves ``docs/`` alone); a block whose part did not run keeps
+    its current text.
+    """
+    written = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, blocks in doc_blocks(results).items():
+        text = (_common.ROOT / "docs" / name).read_text()
+        for block, content in blocks.items():
+            text = md.replace_block(text, block, content + "\n\n" + md.generated_note(meta))
+        (folder / name).write_text(text)
+        written.append(folder / name)
+    return written
 
 
 def _child(args) -> None:
@@ -181,6 +316,7 @@ def main(argv=None) -> None:
         args.output or (_common.ROOT / ("docs" if complete else "build") / "benchmarks.md")
     )
     sizes = QUICK if args.quick else FULL
+    code = code_hash()
 
     check_data(parts)
     workdir = Path(args.workdir) if args.workdir else _common.ROOT / "build" / "benchmark-parts"
@@ -195,11 +331,13 @@ def main(argv=None) -> None:
         saved = workdir / f"{part}.json"
         if args.resume and saved.exists():
             record = json.loads(saved.read_text())
-            if record["config"] == sizes[part]:
+            if record["config"] == sizes[part] and record.get("code") == code:
                 print(f"         {part}: reusing the result of {record['date']}", flush=True)
                 results[part], minutes[part] = record["result"], record["seconds"] / 60
                 dates[part] = record["date"]
                 continue
+            why = "sizes" if record["config"] != sizes[part] else "code"
+            print(f"         {part}: the kept result is for other {why}; running it again")
         result_file = workdir / f"{part}.result.json"
         cmd = [
             sys.executable,
@@ -216,11 +354,16 @@ def main(argv=None) -> None:
         ]
         print(f"[{time.perf_counter() - started:6.0f} s] {part} ...", flush=True)
         part_start = time.perf_counter()
-        subprocess.run(cmd, cwd=_common.ROOT, check=True)
+        subprocess.run(cmd, cwd=_common.ROOT, check=True, env=_common.worker_env())
         seconds = time.perf_counter() - part_start
+        if code_hash() != code:
+            raise SystemExit(
+                f"the code changed while {part} ran (sktransfer/ or benchmarks/ sources); "
+                "its figures would not match the published code hash: run again"
+            )
         results[part], minutes[part] = json.loads(result_file.read_text()), seconds / 60
         dates[part] = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
-        record = {"config": sizes[part], "seconds": seconds, "date": dates[part]}
+        record = {"config": sizes[part], "code": code, "seconds": seconds, "date": dates[part]}
         saved.write_text(json.dumps({**record, "result": results[part]}))
         print(f"         {part}: {seconds:.0f} s", flush=True)
 
@@ -231,6 +374,7 @@ def main(argv=None) -> None:
     meta = {
         **_common.machine_info(),
         "command": command,
+        "code": code,
         "date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
         "total_minutes": total,
     }
@@ -242,6 +386,13 @@ def main(argv=None) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(md.document(meta, sections))
     print(f"wrote {output} ({total:.1f} min)")
+    # The figure sections of docs/speed.md, cache.md and finetuning.md: into docs/
+    # only from a complete run; otherwise into copies next to the output.
+    docs_folder = (
+        _common.ROOT / "docs" if complete and args.output is None else output.parent / "docs"
+    )
+    for path in write_docs(results, meta, docs_folder):
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,21 @@
-"""Throughput of the frozen encoders and their peers, each variant timed in one process.
+"""Throughput of the frozen encoders and their peers, every system in its own fresh process.
 
-Text: VADER sentences, sentences/s (median of the repeats, interleaved so that
-the machine's noise hits every variant alike), ratio to
-``SentenceTransformer.encode`` and cosine to its features. Images: JPEG files on
-disk, images/s, ratio to a plain timm loop (eval mode, ``inference_mode``,
-batches of 32), cosine to its features. Every cached variant starts each
-repeat with an empty cache unless its label says "warm".
+Text: VADER sentences, sentences/s, ratio to ``SentenceTransformer.encode`` and
+cosine to its features. Images: JPEG files on disk, images/s, ratio to a plain
+timm loop, cosine to its features. Each system (``_speed_worker.py``) runs in
+a fresh process started with the same environment, is called once untimed,
+then timed ``repeats`` times; the table gives the median and the min–max of the
+repeats, and a verdict names a winner only when the ranges do not overlap.
+
+glibc's allocator thresholds matter as much as the code for CNNs (see
+docs/speed.md): sktransfer raises them itself on its first ``transform``, so
+each peer is also run with the same thresholds set through glibc's
+``MALLOC_*`` environment variables, and sktransfer also with its tuning off.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -17,280 +23,184 @@ import numpy as np
 
 from benchmarks import _common
 from benchmarks import _markdown as md
+from benchmarks._speed_worker import IMAGE_SYSTEMS, TEXT_EXTRA, TEXT_SYSTEMS
 
 
-# --------------------------------------------------------------------- text
-def run_text(cfg: dict) -> dict:
-    import pandas as pd
-    from embetter.utils import cached
-    from sentence_transformers import SentenceTransformer
-
-    from sktransfer import TextEncoder
-    from sktransfer.cache import clear_cache
-
-    texts, _, _ = _common.sample_sentences(cfg["n_text"], seed=1)
-    warm = texts[:32]
-    folder = _common.text_model_folder()
-    tmp = tempfile.TemporaryDirectory()
-
-    st = SentenceTransformer(folder, device="cpu")
-    embetter = _common.embetter_sentence_encoder(folder)
-    skrub_enc = _common.skrub_text_encoder(folder).fit(pd.Series(warm, name="text"))
-    ours = TextEncoder(folder, progress=False, cache=None).fit()
-    ours_cached = TextEncoder(folder, progress=False).fit()
-    ours_bf16 = TextEncoder(folder, progress=False, cache=None, precision="bfloat16").fit()
-
-    counter = iter(range(10**6))
-
-    def embetter_cached_cold():
-        enc = cached(f"{tmp.name}/embetter-{next(counter)}", embetter)
-        out = enc.transform(texts)
-        del embetter.transform  # undo the instance patch for the next repeat
-        return out
-
-    warm_cache = f"{tmp.name}/embetter-warm"
-
-    def embetter_cached_warm():
-        enc = cached(warm_cache, embetter)
-        out = enc.transform(texts)
-        del embetter.transform
-        return out
-
-    def ours_memory_cold():
-        clear_cache()
-        return ours_cached.transform(texts)
-
-    variants = {
-        "st": ("`SentenceTransformer.encode` (direct call)", lambda: st.encode(texts)),
-        "embetter": ("embetter `SentenceEncoder`", lambda: embetter.transform(texts)),
-        "embetter-cached": ("embetter `cached(...)`, empty cache", embetter_cached_cold),
-        "skrub": (
-            "skrub `LLMEncoder` (was `TextEncoder`)",
-            lambda: skrub_enc.transform(pd.Series(texts, name="text")).to_numpy(),
-        ),
-        "ours": ("sktransfer `TextEncoder`, `cache=None`", lambda: ours.transform(texts)),
-        "ours-memory": ("sktransfer `TextEncoder`, empty memory cache", ours_memory_cold),
-        "ours-bf16": (
-            "sktransfer `TextEncoder(precision='bfloat16')`, `cache=None`",
-            lambda: ours_bf16.transform(texts),
-        ),
-    }
-    with _common.quiet():
-        for _, fn in variants.values():
-            fn()  # one untimed call each: first-call costs are not throughput
-        embetter_cached_warm()  # fill the warm store
-        ours_cached.transform(texts)  # fill the warm memory cache
-        variants["embetter-cached-warm"] = (
-            "embetter `cached(...)`, warm (every sentence stored)",
-            embetter_cached_warm,
+def _measure(kind: str, systems: dict, inputs: list[str], repeats: int, workdir: Path) -> dict:
+    config = workdir / f"speed-{kind}.json"
+    config.write_text(json.dumps({"kind": kind, "inputs": inputs, "repeats": repeats}))
+    reports = {}
+    for system, (_, env) in systems.items():
+        report = workdir / f"speed-{kind}-{system}.json"
+        _common.run_worker(
+            "benchmarks._speed_worker", [system, str(config), str(report)], extra_env=env
         )
-        variants["ours-memory-warm"] = (
-            "sktransfer `TextEncoder`, warm memory cache",
-            lambda: ours_cached.transform(texts),
-        )
-        times = {key: [] for key in variants}
-        outputs = {}
-        for _ in range(cfg["repeats"]):
-            for key, (_, fn) in variants.items():
-                seconds, outputs[key] = _common.timed(fn)
-                times[key].append(seconds)
-    tmp.cleanup()
-    reference = np.asarray(outputs["st"])
+        reports[system] = json.loads(report.read_text())
+    return reports
+
+
+def _rows(reports: dict, labels: dict, reference: str, n: int) -> list[dict]:
+    ref = np.load(reports[reference]["rows"][reference]["features"])
     rows = []
-    for key, (label, _) in variants.items():
-        out = np.asarray(outputs[key])
-        cos = _common.cosine(out, reference) if out.shape == reference.shape else None
-        rows.append(
-            {
-                "key": key,
-                "label": label,
-                "rate": len(texts) / _common.median(times[key]),
-                "cosine": cos,
-                "precision": getattr(ours_bf16, "precision_", None) if key == "ours-bf16" else None,
-            }
-        )
-    return {"n": len(texts), "repeats": cfg["repeats"], "rows": rows}
+    for system, report in reports.items():
+        for key, row in report["rows"].items():
+            out = np.load(row["features"])
+            rows.append(
+                {
+                    "key": key,
+                    "label": labels[key],
+                    "rates": [n / s for s in row["seconds"]],
+                    "rate": n / _common.median(row["seconds"]),
+                    "cosine": _common.cosine(out, ref) if out.shape == ref.shape else None,
+                    "dims": int(out.shape[1]),
+                    "precision": report["precision"],
+                    "page_faults": report["page_faults_per_call"],
+                    "peak_rss_mib": report["peak_rss_mib"],
+                    "process": system,
+                }
+            )
+    return rows
 
 
-# ------------------------------------------------------------------- images
-def run_images(cfg: dict) -> dict:
-    import timm.data
-    import torch
-    from embetter.vision import ImageLoader
-    from PIL import Image
-
-    from sktransfer import ImageEncoder
-
-    tmp = tempfile.TemporaryDirectory()
-    folder = Path(tmp.name)
-    paths = _common.write_jpegs(folder, cfg["n_images"])
-
-    model = _common.timm_efficientnet()
-    config = timm.data.resolve_data_config(model=model)
-    transform = timm.data.create_transform(**config, is_training=False)
-
-    def timm_loop():
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(paths), _common.IMAGE_BATCH):
-                batch = paths[start : start + _common.IMAGE_BATCH]
-                x = torch.stack([transform(Image.open(p).convert("RGB")) for p in batch])
-                out.append(model(x).numpy())
-        return np.concatenate(out)
-
-    loader = ImageLoader(convert="RGB")
-    embetter = _common.embetter_timm_encoder(_common.timm_weights_file(folder))
-
-    def embetter_pipeline():
-        return embetter.transform(loader.transform(paths))
-
-    # The peers run first, with the process's default allocator settings
-    # (sktransfer's first transform raises glibc's thresholds for the process).
-    variants = {
-        "timm": ("timm loop (direct call), default process settings", timm_loop),
-        "embetter": ("embetter `ImageLoader` + `TimmEncoder`", embetter_pipeline),
+def run_text(cfg: dict, workdir: Path) -> dict:
+    texts, _, _ = _common.sample_sentences(cfg["n_text"], seed=1)
+    reports = _measure("text", TEXT_SYSTEMS, texts, cfg["repeats"], workdir)
+    labels = {k: v[0] for k, v in TEXT_SYSTEMS.items()}
+    labels.update({k: v[0] for k, v in TEXT_EXTRA.items()})
+    return {
+        "n": len(texts),
+        "repeats": cfg["repeats"],
+        "rows": _rows(reports, labels, "st", len(texts)),
     }
-    times = {}
-    outputs = {}
 
-    def measure(keys):
-        for key in keys:
-            variants[key][1]()  # warm-up
-        for key in keys:
-            times[key] = []
-        for _ in range(cfg["repeats"]):
-            for key in keys:
-                seconds, outputs[key] = _common.timed(variants[key][1])
-                times[key].append(seconds)
 
-    measure(["timm", "embetter"])
-    ours = ImageEncoder(progress=False, cache=None).fit()
-    ours_bf16 = ImageEncoder(progress=False, cache=None, precision="bfloat16").fit()
-    variants["ours"] = ("sktransfer `ImageEncoder`, `cache=None`", lambda: ours.transform(paths))
-    variants["ours-bf16"] = (
-        "sktransfer `ImageEncoder(precision='bfloat16')`, `cache=None`",
-        lambda: ours_bf16.transform(paths),
-    )
-    variants["timm-after"] = (
-        "timm loop again, after sktransfer raised the allocator thresholds",
-        timm_loop,
-    )
-    measure(["ours", "ours-bf16", "timm-after"])
-    tmp.cleanup()
-    reference = outputs["timm"]
-    rows = [
-        {
-            "key": key,
-            "label": label,
-            "rate": len(paths) / _common.median(times[key]),
-            "cosine": _common.cosine(outputs[key], reference),
-            "precision": getattr(ours_bf16, "precision_", None) if key == "ours-bf16" else None,
-        }
-        for key, (label, _) in variants.items()
-    ]
+def run_images(cfg: dict, workdir: Path) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = _common.write_jpegs(Path(tmp), cfg["n_images"])
+        reports = _measure("images", IMAGE_SYSTEMS, paths, cfg["repeats"], workdir)
+        labels = {k: v[0] for k, v in IMAGE_SYSTEMS.items()}
+        rows = _rows(reports, labels, "timm", len(paths))
     return {"n": len(paths), "repeats": cfg["repeats"], "rows": rows}
 
 
 # ------------------------------------------------------------------- render
-def _rows(result: dict, unit_digits: int) -> tuple[list[list[str]], dict]:
+def _table(result: dict, unit: str, digits: int, reference: str, memory: bool) -> str:
     by_key = {row["key"]: row for row in result["rows"]}
-    floor = result["rows"][0]["rate"]
+    floor = by_key[reference]["rate"]
+    header = ["variant", f"{unit} (median)", "min–max", "vs direct call", "cosine (mean / min)"]
+    if memory:
+        header += ["page faults / call", "peak RSS MiB"]
     cells = []
     for row in result["rows"]:
-        cos = "—" if row["cosine"] is None else f"{row['cosine'][0]:.5f} / {row['cosine'][1]:.5f}"
+        if row["cosine"] is None:
+            cos = f"— ({row['dims']} dims)"
+        else:
+            cos = f"{row['cosine'][0]:.5f} / {row['cosine'][1]:.5f}"
         label = row["label"]
         if row.get("precision") and row["precision"] != "bfloat16":
             label += f" (fell back to {row['precision']})"
-        cells.append(
-            [label, md.number(row["rate"], unit_digits), md.ratio(row["rate"], floor), cos]
-        )
-    return cells, by_key
+        cell = [
+            label,
+            md.number(row["rate"], digits),
+            md.spread(row["rates"]),
+            md.ratio(row["rate"], floor),
+            cos,
+        ]
+        if memory:
+            cell += [md.number(row["page_faults"], 0), md.number(row["peak_rss_mib"], 0)]
+        cells.append(cell)
+    return md.table(header, cells)
 
 
-def _bf16_clause(row: dict, floor: float) -> str:
+def _versus(ours: dict, peer: dict) -> str:
+    """One comparison sentence, a tie when the repeats' ranges overlap."""
+    ratio = ours["rate"] / peer["rate"]
+    outcome = md.compare(ours["rates"], peer["rates"])
+    if outcome == "no spread":
+        return f"{ratio:.2f}× the rate of {peer['label']} (one repeat: no spread measured)"
+    if outcome == "tie":
+        return f"a tie with {peer['label']} ({ratio:.2f}×, within the min–max of the repeats)"
+    word = "faster than" if outcome == "a" else "slower than"
+    return f"{ratio:.2f}× the rate of {peer['label']} ({word} it beyond the run-to-run spread)"
+
+
+def _bf16_clause(row: dict) -> str:
     if row.get("precision") not in (None, "bfloat16"):
         return (
-            "bfloat16 was not used: this CPU computes it slower than float32, so the encoder "
+            " bfloat16 was not used: this CPU computes it slower than float32, so the encoder "
             "fell back to float32 (see docs/speed.md)."
         )
-    return f"bfloat16 gives {row['rate'] / floor:.2f}× the direct call."
+    return ""
+
+
+def render_text(text: dict) -> str:
+    r = {row["key"]: row for row in text["rows"]}
+    peers = ["st", "st-malloc", "embetter", "embetter-cached", "skrub", "skrub-full"]
+    best = max(peers, key=lambda k: r[k]["rate"])
+    verdict = (
+        f"At float32, sktransfer `TextEncoder` (`cache=None`) is {_versus(r['ours'], r[best])}, "
+        f"the fastest peer in this run; cosine ≥ {r['ours']['cosine'][1]:.5f} to the direct "
+        "call's features." + _bf16_clause(r["ours-bf16"])
+    )
+    warm = r["ours-memory-warm"]["rate"] / r["embetter-cached-warm"]["rate"]
+    verdict += f" Warm caches: ours serves {warm:,.0f}× as many sentences/s as embetter's."
+    return md.section(
+        "Throughput: text",
+        f"{text['n']} distinct VADER sentences, all-MiniLM-L6-v2, batch 32. Every system ran "
+        "in its own fresh Python process with the same environment: one untimed call, then "
+        f"{text['repeats']} timed calls (median and min–max).",
+        _table(text, "sentences/s", 0, "st", memory=False),
+        verdict,
+        [
+            "skrub is fitted as its users fit it, on the sentences it then encodes (here the "
+            "timed ones); the timed call is its `transform`. Its default reduces to 30 PCA "
+            "dimensions, so no cosine applies; `n_components=None` keeps the full embeddings.",
+            "sktransfer raises glibc's allocator thresholds on its first `transform`; the "
+            "row with the same thresholds set for `SentenceTransformer.encode` through the "
+            "environment shows what that alone does for text.",
+            "Absolute rates vary between runs and days on a shared host; compare rows within "
+            "one run only.",
+        ],
+    )
+
+
+def render_images(images: dict) -> str:
+    r = {row["key"]: row for row in images["rows"]}
+    tuned_peers = ["timm-malloc", "timm-best-malloc"]
+    plain_peers = ["timm", "timm-best", "embetter"]
+    best_tuned = max(tuned_peers, key=lambda k: r[k]["rate"])
+    best_plain = max(plain_peers, key=lambda k: r[k]["rate"])
+    verdict = (
+        f"With the allocator thresholds raised for everyone, sktransfer `ImageEncoder` is "
+        f"{_versus(r['ours'], r[best_tuned])}, the best peer configuration at those settings. "
+        f"With glibc's defaults for everyone (`SKTRANSFER_TUNE_MALLOC=0` for ours), it is "
+        f"{_versus(r['ours-untuned'], r[best_plain])}." + _bf16_clause(r["ours-bf16"])
+    )
+    emb_mean, emb_min = r["embetter"]["cosine"]
+    return md.section(
+        "Throughput: images",
+        f"{images['n']} JPEG files (220–427 px crops of scikit-learn's sample photos) decoded "
+        "from disk, EfficientNet-Lite0 at 224 px, batch 32. Every system ran in its own fresh "
+        "Python process with the same environment (plus the `MALLOC_*` variables where the "
+        f"label says so): one untimed call, then {images['repeats']} timed calls (median and "
+        "min–max). Page faults are minor faults per timed call; peak RSS is the process's.",
+        _table(images, "images/s", 1, "timm", memory=True),
+        verdict,
+        [
+            "The best plain usage of timm: weights and inputs in channels-last and a "
+            "`torch.utils.data.DataLoader` whose 2 worker processes decode and preprocess "
+            "while the model runs.",
+            "The allocator rows set `MALLOC_MMAP_THRESHOLD_=536870912` and "
+            "`MALLOC_TRIM_THRESHOLD_=1073741824`, the values sktransfer sets with `mallopt`.",
+            "embetter's `TimmEncoder` never calls `model.eval()`: its features are computed "
+            "in training mode (BatchNorm from the statistics of each single image, dropout "
+            f"on), hence cosine {emb_mean:.3f} mean / {emb_min:.3f} min to the eval-mode "
+            "features. It also encodes one image per forward pass.",
+        ],
+    )
 
 
 def render(text: dict | None, images: dict | None) -> str:
-    out = []
-    if text:
-        cells, r = _rows(text, 0)
-        peers = ["st", "embetter", "embetter-cached", "skrub"]
-        best_peer = max(peers, key=lambda k: r[k]["rate"])
-        ours = r["ours"]["rate"]
-        verdict = (
-            f"At float32 sktransfer encodes {ours / r[best_peer]['rate']:.2f}× as many "
-            f"sentences per second as the fastest peer ({r[best_peer]['label']}), with "
-            f"cosine ≥ {r['ours']['cosine'][1]:.5f} to the direct call's features. "
-            + _bf16_clause(r["ours-bf16"], r["st"]["rate"])
-        )
-        if ours < r[best_peer]["rate"]:
-            verdict += (
-                f" A peer wins at float32: {r[best_peer]['label']} is "
-                f"{r[best_peer]['rate'] / ours:.2f}× faster. To win it, ours would need "
-                "its length sorting to save more than it costs: today every text is tokenized "
-                "twice, once to sort by token count and again per batch."
-            )
-        warm = r["ours-memory-warm"]["rate"] / r["embetter-cached-warm"]["rate"]
-        verdict += f" Warm caches: ours serves {warm:.1f}× as many sentences/s as embetter's."
-        out.append(
-            md.section(
-                "Throughput: text",
-                f"{text['n']} distinct VADER sentences, all-MiniLM-L6-v2, batch 32, median of "
-                f"{text['repeats']} interleaved runs after one untimed call each.",
-                md.table(
-                    ["variant", "sentences/s", "vs direct call", "cosine to direct (mean / min)"],
-                    cells,
-                ),
-                verdict,
-                [
-                    "skrub's features are a PCA projection (30 dimensions by default), so no "
-                    "cosine to the 384-dimensional features applies.",
-                    "After sktransfer's first `transform` the whole process runs with its raised "
-                    "allocator thresholds, the peers included (see docs/speed.md).",
-                ],
-            )
-        )
-    if images:
-        cells, r = _rows(images, 1)
-        ours = r["ours"]["rate"]
-        best_peer = max(["timm", "embetter", "timm-after"], key=lambda k: r[k]["rate"])
-        verdict = (
-            f"At float32 sktransfer encodes {ours / r['timm']['rate']:.2f}× the images/s of the "
-            f"direct timm loop and {ours / r['embetter']['rate']:.2f}× embetter's. "
-            + _bf16_clause(r["ours-bf16"], r["timm"]["rate"])
-        )
-        if ours < r[best_peer]["rate"]:
-            verdict += (
-                f" A peer wins: {r[best_peer]['label']} is "
-                f"{r[best_peer]['rate'] / ours:.2f}× faster than ours at float32."
-            )
-        emb_mean, emb_min = r["embetter"]["cosine"]
-        note = (
-            "embetter's `TimmEncoder` never calls `model.eval()`: its features are computed in "
-            "training mode (BatchNorm from the statistics of each single image, dropout on), "
-            f"hence cosine {emb_mean:.3f} mean / {emb_min:.3f} min to the eval-mode features, "
-            "and different values on every call. It also encodes one image per forward pass "
-            "and records autograd graphs."
-        )
-        out.append(
-            md.section(
-                "Throughput: images",
-                f"{images['n']} JPEG files (220–427 px crops of scikit-learn's sample photos) "
-                f"decoded from disk, EfficientNet-Lite0 at 224 px, median of {images['repeats']} "
-                "runs after one untimed call each. The peers ran first, with the process's "
-                "default allocator settings.",
-                md.table(
-                    ["variant", "images/s", "vs direct call", "cosine to direct (mean / min)"],
-                    cells,
-                ),
-                verdict,
-                [note],
-            )
-        )
-    return "\n\n".join(out)
+    return "\n\n".join(
+        s for s in (text and render_text(text), images and render_images(images)) if s
+    )

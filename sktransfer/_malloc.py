@@ -10,7 +10,8 @@ batch) lets the buffers be reused.
 
 This is process-wide state, so the rules are:
 
-- it is applied lazily, on the first ``transform`` of an encoder, never on import;
+- it is applied lazily, on the first ``transform`` of an encoder or ``fit`` of a
+  fine-tuning estimator on a CPU, never on import;
 - a threshold the user set (``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_``
   or the matching ``GLIBC_TUNABLES`` entry) is left exactly as it is;
 - ``SKTRANSFER_TUNE_MALLOC=0`` in the environment turns it off entirely;

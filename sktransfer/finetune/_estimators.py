@@ -188,6 +188,12 @@ class _FineTuneEstimator(BaseEstimator):
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         self._discard_network()
         device = resolve_device(self.device)
+        if device.startswith("cpu"):
+            # Training allocates the same large buffers as inference, batch after
+            # batch: raise glibc's thresholds as the encoders do (sktransfer._malloc).
+            from sktransfer._malloc import tune_malloc
+
+            tune_malloc()
         precision = resolve_precision(self.precision, device, owner=type(self).__name__)
         amp_dtype = _amp_dtype(self.mixed_precision, device)
         metric_name = self._validation_metric()
