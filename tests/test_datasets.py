@@ -707,7 +707,7 @@ def test_fashion_bad_arguments_fail_before_looking_for_data(kwargs, error, messa
 
 def test_fashion_missing_without_download_says_how_to_get_it(sandbox, fake_network):
     with pytest.raises(DataNotFoundError) as excinfo:
-        load_fashion_mnist(subset="test", data_home=sandbox, download=False)
+        load_fashion_mnist(subset="test", data_home=sandbox, download=np.False_)
     message = str(excinfo.value)
     assert "apt-get install dataset-fashion-mnist" in message
     assert f"not found in {sandbox / 'fashion_mnist'}, and download=False" in message

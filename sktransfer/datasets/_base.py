@@ -65,8 +65,10 @@ def check_data_home(data_home: object) -> None:
 
 
 def check_bool(value: object, name: str) -> None:
-    """Raise ``TypeError`` unless ``value`` is ``True`` or ``False``."""
-    if value is not True and value is not False:
+    """Raise ``TypeError`` unless ``value`` is a bool (Python's or NumPy's)."""
+    import numpy as np
+
+    if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}.")
 
 
