@@ -19,10 +19,13 @@ from sktransfer.exceptions import DataNotFoundError
 __all__ = [
     "ChecksumError",
     "atomic_write_text",
+    "check_bool",
+    "check_data_home",
     "clear_data_home",
     "download_file",
     "get_data_home",
     "read_tar_member",
+    "search_folders",
     "sha256_bytes",
     "sha256_file",
 ]
@@ -45,6 +48,46 @@ class ChecksumError(OSError):
     """A file's SHA-256 digest is not the one recorded for it."""
 
 
+def _data_home_path(data_home: PathLike | None) -> Path:
+    """The data folder ``get_data_home`` would return, without creating it."""
+    if data_home is None:
+        data_home = os.environ.get(DATA_HOME_ENV) or DEFAULT_DATA_HOME
+    return Path(data_home).expanduser()
+
+
+def check_data_home(data_home: object) -> None:
+    """Raise ``TypeError`` unless ``data_home`` is ``None``, a str or a path-like."""
+    if data_home is not None and not isinstance(data_home, (str, os.PathLike)):
+        raise TypeError(
+            f"data_home must be a folder path (str or path-like) or None, "
+            f"got {type(data_home).__name__} {data_home!r}."
+        )
+
+
+def check_bool(value: object, name: str) -> None:
+    """Raise ``TypeError`` unless ``value`` is a bool (Python's or NumPy's)."""
+    import numpy as np
+
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}.")
+
+
+def search_folders(
+    data_home: PathLike | None, subfolder: str, system_dirs: Iterable[PathLike] = ()
+) -> tuple[Path, ...]:
+    """Folders where a loader looks for its files, in order; nothing is created.
+
+    With no data folder named (``data_home`` is ``None`` and ``SKTRANSFER_DATA``
+    is unset or empty), the loader reads ``system_dirs`` (where system packages
+    install data sets), then ``~/sktransfer_data/<subfolder>``. A named data
+    folder is the only place read: ``<data_home>/<subfolder>``.
+    """
+    folder = _data_home_path(data_home) / subfolder
+    if data_home is None and not os.environ.get(DATA_HOME_ENV):
+        return (*(Path(directory) for directory in system_dirs), folder)
+    return (folder,)
+
+
 def get_data_home(data_home: PathLike | None = None) -> Path:
     """Return the folder where sktransfer keeps downloaded data sets.
 
@@ -52,6 +95,12 @@ def get_data_home(data_home: PathLike | None = None) -> Path:
     ``SKTRANSFER_DATA`` environment variable when set and not empty, or
     ``~/sktransfer_data``. A leading ``~`` is expanded. The folder is created
     if it does not exist.
+
+    A data folder you name, with ``data_home`` or ``SKTRANSFER_DATA``, is the
+    only place the loaders read: system folders such as
+    ``/usr/share/datasets/fashion-mnist`` are searched only when neither is
+    set. ``SKTRANSFER_DATA=$(mktemp -d)`` therefore makes every loader behave
+    as on a machine with no data set installed.
 
     Parameters
     ----------
@@ -77,9 +126,8 @@ def get_data_home(data_home: PathLike | None = None) -> Path:
     ...     print(home.name, home.is_dir())
     my_data True
     """
-    if data_home is None:
-        data_home = os.environ.get(DATA_HOME_ENV) or DEFAULT_DATA_HOME
-    path = Path(data_home).expanduser()
+    check_data_home(data_home)
+    path = _data_home_path(data_home)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -47,6 +47,9 @@ _SUBSET_FILES = {
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 _SUBSETS = ("train", "test", "all")
+# Images in each subset, known before any file is read so that arguments are
+# checked first.
+_SUBSET_SIZES = {"train": 60000, "test": 10000, "all": 70000}
 
 # SHA-256 of the *decompressed* IDX files. Checking the content rather than the
 # .gz file accepts any faithful recompression: Debian's package recompresses the
@@ -111,11 +114,24 @@ def _guidance(folder: Path) -> str:
     return (
         "To get Fashion-MNIST, either install the Debian/Ubuntu package:\n"
         "    sudo apt-get install dataset-fashion-mnist\n"
-        f"(files in {SYSTEM_DIRS[0]}), or place the four files "
+        f"(files in {SYSTEM_DIRS[0]}, read when no data folder is named with data_home or "
+        f"{_base.DATA_HOME_ENV}), or place the four files "
         f"{', '.join(_CONTENT_SHA256)} from https://github.com/zalandoresearch/fashion-mnist "
         f"in {folder}/, or call load_fashion_mnist(download=True) on a machine that can reach "
         "the download servers."
     )
+
+
+def _unsearched_system_copy(folders: tuple[Path, ...], filename: str) -> str:
+    """A note when ``filename`` sits in a system folder that was not searched."""
+    for directory in SYSTEM_DIRS:
+        if directory not in folders and (directory / filename).is_file():
+            return (
+                f"\n\nA copy exists in {directory}, which is not searched because a data "
+                f"folder was named (data_home or {_base.DATA_HOME_ENV}); copy the files "
+                "into that folder, or name no data folder."
+            )
+    return ""
 
 
 def _read_verified(path: Path) -> bytes | None:
@@ -129,10 +145,15 @@ def _read_verified(path: Path) -> bytes | None:
     return content
 
 
-def _load_file(filename: str, folder: Path, download: bool) -> bytes:
-    """Decompressed, verified content of one Fashion-MNIST file."""
+def _load_file(filename: str, folders: tuple[Path, ...], download: bool) -> bytes:
+    """Decompressed, verified content of one Fashion-MNIST file.
+
+    ``folders`` are searched in order; the last one is the data home's folder,
+    where a download goes.
+    """
+    folder = folders[-1]
     local_copy = folder / filename
-    for candidate in (*(directory / filename for directory in SYSTEM_DIRS), local_copy):
+    for candidate in (directory / filename for directory in folders):
         if not candidate.is_file():
             continue
         content = _read_verified(candidate)
@@ -151,8 +172,8 @@ def _load_file(filename: str, folder: Path, download: bool) -> bytes:
     if not download:
         raise DataNotFoundError(
             f"Fashion-MNIST file {filename} was not found in "
-            f"{', '.join(str(directory) for directory in SYSTEM_DIRS)} or {folder}, "
-            f"and download=False.\n\n{_guidance(folder)}"
+            f"{', '.join(str(directory) for directory in folders)}, and download=False."
+            f"{_unsearched_system_copy(folders, filename)}\n\n{_guidance(folder)}"
         )
     _base.download_file(
         [mirror + filename for mirror in MIRRORS],
@@ -167,6 +188,26 @@ def _load_file(filename: str, folder: Path, download: bool) -> bytes:
     return content
 
 
+def _not_installed_reason(data_home: _base.PathLike | None = None) -> str | None:
+    """Why ``load_fashion_mnist(data_home=data_home)`` would have to download, or ``None``.
+
+    Only looks for the four files (nothing is read, verified or created); used to
+    run examples that need the real data only where it is installed.
+    """
+    folders = _base.search_folders(data_home, _FOLDER, SYSTEM_DIRS)
+    missing = [
+        name
+        for name in _CONTENT_SHA256
+        if not any((directory / name).is_file() for directory in folders)
+    ]
+    if not missing:
+        return None
+    return (
+        f"Fashion-MNIST is not installed: {', '.join(missing)} not found in "
+        f"{', '.join(str(directory) for directory in folders)}"
+    )
+
+
 def _parse_idx(content: bytes, ndim: int, filename: str) -> np.ndarray:
     """Array from an IDX file of unsigned bytes (big-endian int32 header)."""
     offset = 4 * (1 + ndim)
@@ -179,10 +220,12 @@ def _parse_idx(content: bytes, ndim: int, filename: str) -> np.ndarray:
     return np.frombuffer(content, dtype=np.uint8, offset=offset).reshape(shape).copy()
 
 
-def _load_subset(subset: str, folder: Path, download: bool) -> tuple[np.ndarray, np.ndarray]:
+def _load_subset(
+    subset: str, folders: tuple[Path, ...], download: bool
+) -> tuple[np.ndarray, np.ndarray]:
     images_file, labels_file = _SUBSET_FILES[subset]
-    images = _parse_idx(_load_file(images_file, folder, download), 3, images_file)
-    labels = _parse_idx(_load_file(labels_file, folder, download), 1, labels_file)
+    images = _parse_idx(_load_file(images_file, folders, download), 3, images_file)
+    labels = _parse_idx(_load_file(labels_file, folders, download), 1, labels_file)
     if images.shape[0] != labels.shape[0] or images.shape[1:] != (_IMAGE_SIDE, _IMAGE_SIDE):
         raise ValueError(f"Fashion-MNIST {subset}: images {images.shape}, labels {labels.shape}")
     return images, labels.astype(np.int64)
@@ -203,6 +246,32 @@ def _stratified_indices(target: np.ndarray, n_samples: int, random_state) -> np.
     return np.sort(chosen)
 
 
+def _check_arguments(subset, data_home, download, n_samples, random_state):
+    """Check every argument before any file is looked for; return the random state."""
+    from sklearn.utils import check_random_state
+
+    if not isinstance(subset, str) or subset not in _SUBSETS:
+        raise ValueError(f"subset must be one of {list(_SUBSETS)}, got {subset!r}.")
+    _base.check_data_home(data_home)
+    _base.check_bool(download, "download")
+    size = _SUBSET_SIZES[subset]
+    if n_samples is not None and (
+        not isinstance(n_samples, numbers.Integral)
+        or isinstance(n_samples, bool)
+        or not 1 <= n_samples <= size
+    ):
+        raise ValueError(
+            f"n_samples must be an integer from 1 to {size} for subset {subset!r}, "
+            f"or None; got {n_samples!r}."
+        )
+    try:
+        return check_random_state(random_state)
+    except ValueError as error:
+        raise ValueError(
+            f"random_state must be None, an int or a numpy RandomState; got {random_state!r}."
+        ) from error
+
+
 def load_fashion_mnist(
     *,
     subset: str = "train",
@@ -218,9 +287,12 @@ def load_fashion_mnist(
 
     Each file is looked for, in order: in ``/usr/share/datasets/fashion-mnist/``
     (where the Debian/Ubuntu package ``dataset-fashion-mnist`` puts it), in
-    ``<data_home>/fashion_mnist/``, and otherwise, if ``download`` is true, it
-    is downloaded from the original mirrors into that folder. Every file is
-    verified by the SHA-256 of its content.
+    ``~/sktransfer_data/fashion_mnist/``, and otherwise, if ``download`` is
+    true, it is downloaded from the original mirrors into that folder. A data
+    folder named with ``data_home`` or the ``SKTRANSFER_DATA`` environment
+    variable replaces both places: only ``<data folder>/fashion_mnist/`` is
+    read, and downloads go there. Every file is verified by the SHA-256 of its
+    content. Arguments are checked before any file is looked for.
 
     Parameters
     ----------
@@ -228,8 +300,8 @@ def load_fashion_mnist(
         Which images to load; ``"all"`` is the training set followed by the
         test set.
     data_home : str or path-like, default=None
-        Data folder; see :func:`get_data_home` (``SKTRANSFER_DATA`` or
-        ``~/sktransfer_data`` by default).
+        Data folder, the only place read when given; see :func:`get_data_home`
+        (``SKTRANSFER_DATA`` or ``~/sktransfer_data`` by default).
     download : bool, default=True
         Whether to download files that are not found locally.
     n_samples : int, default=None
@@ -265,7 +337,9 @@ def load_fashion_mnist(
         copy is corrupt and ``download`` is false, or the download fails. The
         message says how to get the data.
     ValueError
-        If ``subset`` or ``n_samples`` is invalid.
+        If ``subset``, ``n_samples`` or ``random_state`` is invalid.
+    TypeError
+        If ``data_home`` is not a path or ``download`` not a bool.
 
     Examples
     --------
@@ -282,28 +356,18 @@ def load_fashion_mnist(
     >>> np.bincount(small.target)
     array([50, 50, 50, 50, 50, 50, 50, 50, 50, 50])
     """
-    if subset not in _SUBSETS:
-        raise ValueError(f"subset must be one of {list(_SUBSETS)}, got {subset!r}.")
-    folder = _base.get_data_home(data_home) / _FOLDER
+    random_state = _check_arguments(subset, data_home, download, n_samples, random_state)
+    folders = _base.search_folders(data_home, _FOLDER, SYSTEM_DIRS)
 
     if subset == "all":
-        train_images, train_target = _load_subset("train", folder, download)
-        test_images, test_target = _load_subset("test", folder, download)
+        train_images, train_target = _load_subset("train", folders, download)
+        test_images, test_target = _load_subset("test", folders, download)
         images = np.concatenate([train_images, test_images])
         target = np.concatenate([train_target, test_target])
     else:
-        images, target = _load_subset(subset, folder, download)
+        images, target = _load_subset(subset, folders, download)
 
     if n_samples is not None:
-        if (
-            not isinstance(n_samples, numbers.Integral)
-            or isinstance(n_samples, bool)
-            or not 1 <= n_samples <= len(target)
-        ):
-            raise ValueError(
-                f"n_samples must be an integer from 1 to {len(target)} for subset "
-                f"{subset!r}, or None; got {n_samples!r}."
-            )
         keep = _stratified_indices(target, int(n_samples), random_state)
         images, target = images[keep], target[keep]
 

@@ -167,6 +167,7 @@ def _write_cache(path: Path, rows: list[Row]) -> None:
         f"{domain}\t{sentence_id}\t{score!r}\t{sentence}"
         for domain, sentence_id, score, sentence in rows
     )
+    path.parent.mkdir(parents=True, exist_ok=True)
     _base.atomic_write_text(path, f"{_CACHE_HEADER}\n{body}\n")
 
 
@@ -228,6 +229,18 @@ def _ensure_sdist(folder: Path, download: bool) -> Path:
     )
 
 
+def _not_installed_reason(data_home: _base.PathLike | None = None) -> str | None:
+    """Why ``load_vader(data_home=data_home)`` would have to download, or ``None``.
+
+    Only looks for the parsed copy or the archive (nothing is read or created);
+    used to run examples that need the real data only where it is installed.
+    """
+    (folder,) = _base.search_folders(data_home, _FOLDER)
+    if (folder / _CACHE_NAME).is_file() or (folder / SDIST_NAME).is_file():
+        return None
+    return f"the VADER data is not installed: neither {_CACHE_NAME} nor {SDIST_NAME} in {folder}"
+
+
 def _check_domains(domains: str | Iterable[str] | None) -> list[str]:
     if domains is None:
         return list(VADER_DOMAINS)
@@ -258,10 +271,13 @@ def load_vader(
     makes it a small benchmark for domain shift in sentiment regression.
 
     The data is looked for, in order: a parsed copy in
-    ``<data_home>/vader/``; the vaderSentiment 3.3.2 source archive
+    ``<data folder>/vader/``; the vaderSentiment 3.3.2 source archive
     (``vaderSentiment-3.3.2.tar.gz``) in that folder, verified by SHA-256;
     otherwise, if ``download`` is true, that archive is downloaded from PyPI.
-    The parsed copy is then saved, so later calls are fast.
+    The parsed copy is then saved, so later calls are fast. The data folder is
+    ``data_home``, else the ``SKTRANSFER_DATA`` environment variable, else
+    ``~/sktransfer_data``; no other place is read. Arguments are checked
+    before any file is looked for.
 
     Parameters
     ----------
@@ -303,7 +319,9 @@ def load_vader(
         local archive is corrupt and ``download`` is false, or the download
         fails. The message says how to get the data.
     ValueError
-        If ``domains`` names an unknown domain.
+        If ``domains`` names an unknown domain or none.
+    TypeError
+        If ``data_home`` is not a path, or ``download`` or ``as_frame`` not a bool.
     ImportError
         If ``as_frame`` is true and pandas is not installed.
 
@@ -328,10 +346,12 @@ def load_vader(
     ((3708, 3), ['text', 'score', 'domain'])
     """
     selected = _check_domains(domains)
+    _base.check_data_home(data_home)
+    _base.check_bool(download, "download")
+    _base.check_bool(as_frame, "as_frame")
     if as_frame:
         pandas = _import_pandas()
-    folder = _base.get_data_home(data_home) / _FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
+    (folder,) = _base.search_folders(data_home, _FOLDER)
     cache = folder / _CACHE_NAME
 
     rows = _read_cache(cache)
