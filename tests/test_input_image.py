@@ -104,3 +104,39 @@ def test_regular_file_symlink_still_works(tmp_path):
 
 def test_invalid_input_error_is_the_base():
     assert issubclass(ImageDecodeError, InvalidInputError)
+
+
+# ------------------------------------------------------------- fine-tuners
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_image_classifier_fit_names_the_position_in_the_users_input(
+    tiny_image_weights, early_stopping
+):
+    """Training batches are shuffled subsets: the error must still name the user's position."""
+    from sktransfer.finetune import ImageClassifier
+    from tests.finetune_helpers import image_estimator, toy_images
+
+    images, y = toy_images(12)
+    for bad_position in (5, 10):
+        X = list(images)
+        X[bad_position] = np.full((4, 4), 2.0)  # floats outside [0, 1]
+        model = image_estimator(
+            ImageClassifier,
+            tiny_image_weights,
+            epochs=1,
+            batch_size=4,
+            early_stopping=early_stopping,
+            validation_fraction=0.5,
+        )
+        with pytest.raises(InvalidInputError, match=rf"^image {bad_position}: float pixel"):
+            model.fit(X, y)
+
+
+def test_image_classifier_fit_refuses_special_files_with_position(tiny_image_weights, fifo):
+    from sktransfer.finetune import ImageClassifier
+    from tests.finetune_helpers import image_estimator, toy_images
+
+    images, y = toy_images(6)
+    X = images[:3] + [fifo] + images[4:]
+    model = image_estimator(ImageClassifier, tiny_image_weights, epochs=1, batch_size=4)
+    with time_limit(60), pytest.raises(ImageDecodeError, match=r"^image 3: .*FIFO"):
+        model.fit(X, y)
