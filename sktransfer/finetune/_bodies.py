@@ -201,11 +201,11 @@ class _AtPosition:
     a batch says nothing to the user; errors name this position instead.
     """
 
-    __slots__ = ("position", "item")
+    __slots__ = ("position", "value")
 
-    def __init__(self, position: int, item):
+    def __init__(self, position: int, value):
         self.position = position
-        self.item = item
+        self.value = value
 
 
 def _unwrap(items: list) -> tuple[list, list[int]]:
@@ -213,7 +213,7 @@ def _unwrap(items: list) -> tuple[list, list[int]]:
     values, positions = [], []
     for i, item in enumerate(items):
         if isinstance(item, _AtPosition):
-            values.append(item.item)
+            values.append(item.value)
             positions.append(item.position)
         else:
             values.append(item)
