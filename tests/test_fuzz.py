@@ -20,10 +20,13 @@ reproducible); the nightly profile draws fresh random examples each run.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import io
 import math
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -32,13 +35,13 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sktransfer import ImageEncoder, TextEncoder
 from sktransfer.exceptions import InvalidInputError
 from tests.conftest import TINY_WORDS, build_tiny_sentence_transformer
-from tests.input_helpers import time_limit
+from tests.input_helpers import release_fifo_readers, with_time_limit
 
 pytestmark = pytest.mark.fuzz
 
@@ -60,7 +63,6 @@ if _PROFILE not in ("default", "nightly"):
 # Loaded at import: @given takes the settings in force when it decorates a test.
 _PREVIOUS_PROFILE = settings._current_profile
 settings.load_profile(f"sktransfer-{_PROFILE}")
-_TIME_LIMIT = 120 if _PROFILE == "default" else 600
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -70,10 +72,13 @@ def _restore_profile():
     settings.load_profile(_PREVIOUS_PROFILE or "default")
 
 
-@pytest.fixture(autouse=True)
-def _per_test_time_limit():
-    with time_limit(_TIME_LIMIT):
-        yield
+def _release_stuck_readers():
+    if "fifo" in _image_files()["paths"]:
+        release_fifo_readers(_image_files()["paths"]["fifo"])
+
+
+# Under @given: a time limit for every example (hypothesis reruns a failing one).
+limited = with_time_limit(60, on_expiry=_release_stuck_readers)
 
 
 # ------------------------------------------------------------------ models
@@ -228,6 +233,9 @@ def _check_text_rows(out, values, reference):
 
 
 # ------------------------------------------------------------- text tests
+_ODD_TEXTS = ["\x00", "\u202eabc", "e\u0301", "\U0001f600", "", "\t\n"]
+
+
 @pytest.fixture(scope="module")
 def text_encoders(text_model):
     return {
@@ -244,6 +252,26 @@ def text_encoders(text_model):
     cache=st.sampled_from(["memory", None]),
     on_missing=st.sampled_from(["raise", "empty"]),
 )
+@example(  # the reported case: a lone surrogate in a Series with its own index
+    data=(pd.Series(["ok", "bad \ud800"], index=["a", "b"]), ["ok", "bad \ud800"], "series"),
+    cache="memory",
+    on_missing="raise",
+)
+@example(
+    data=(np.array(_ODD_TEXTS), _ODD_TEXTS, "str"),
+    cache=None,
+    on_missing="raise",
+)
+@example(
+    data=(
+        pd.Series(["a", None, pd.NA, np.nan, 3, b"x"], index=[5, 4, 3, 2, 1, 0]).to_frame("t"),
+        ["a", None, pd.NA, np.nan, 3, b"x"],
+        "frame",
+    ),
+    cache="memory",
+    on_missing="empty",
+)
+@limited
 def test_text_encoder_rows_match_alone_or_error_names_position(
     text_encoders, text_reference, data, cache, on_missing
 ):
@@ -272,6 +300,7 @@ def test_text_encoder_rows_match_alone_or_error_names_position(
         st.just(t for t in ["a"]),  # generators are refused: rows must line up
     )
 )
+@limited
 def test_text_encoder_refuses_wrong_containers(text_encoders, X):
     with pytest.raises(InvalidInputError, match=r"TextEncoder (expects|needs)"):
         text_encoders[("memory", "raise")].transform(X)
@@ -338,12 +367,16 @@ def pil_images(draw):
         return Image.new(mode, size)
 
 
-@pytest.fixture(scope="module")
-def image_files():
-    """Paths of every kind: images, truncated and non-image files, missing, special."""
+@functools.cache
+def _image_files() -> dict:
+    """Paths of every kind: images, truncated and non-image files, missing, special.
+
+    Made once per process (strategies and explicit examples name them), removed at exit.
+    """
     from PIL import Image
 
     folder = tempfile.mkdtemp(prefix="sktransfer-fuzz-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     picture = Image.fromarray(np.random.default_rng(0).integers(0, 256, (12, 10, 3), np.uint8))
     png = io.BytesIO()
     picture.save(png, format="PNG")
@@ -370,9 +403,14 @@ def image_files():
     return {"paths": paths, "bytes": files}
 
 
-def image_items(files):
+def _path(name: str) -> str:
+    return _image_files()["paths"][name]
+
+
+def image_items():
     from pathlib import Path
 
+    files = _image_files()
     paths = sorted(files["paths"].items())
     blobs = sorted(files["bytes"].items())
     return st.one_of(
@@ -417,20 +455,45 @@ def image_encoders(image_encoder_factory):
     }
 
 
+_SPECIAL = ["fifo", "device"] if sys.platform != "win32" else []
+
+
 @given(
-    data=st.data(),
+    items=st.lists(image_items(), min_size=1, max_size=4),
+    container=st.sampled_from(["list", "tuple", "series", "object-array"]),
+    index=_INDEXES,
     cache=st.sampled_from(["memory", None]),
     on_error=st.sampled_from(["raise", "nan"]),
 )
+@example(  # the reported hangs: a FIFO and a device, with and without the cache
+    items=[np.zeros((4, 4), np.uint8)] + [_path(name) for name in _SPECIAL],
+    container="list",
+    index="default",
+    cache="memory",
+    on_error="raise",
+)
+@example(
+    items=[_path(name) for name in ["png", *_SPECIAL, "truncated", "text", "directory"]],
+    container="series",
+    index="strings",
+    cache=None,
+    on_error="nan",
+)
+@example(
+    items=[_path("jpeg"), np.full((3, 3), 2.0), np.zeros((3, 5, 5), np.uint8)],
+    container="object-array",
+    index="default",
+    cache="memory",
+    on_error="raise",
+)
+@limited
 def test_image_encoder_rows_match_alone_or_error_names_position(
-    image_encoders, image_reference, image_files, data, cache, on_error
+    image_encoders, image_reference, items, container, index, cache, on_error
 ):
-    items = data.draw(st.lists(image_items(image_files), min_size=1, max_size=4))
-    container = data.draw(st.sampled_from(["list", "tuple", "series", "object-array"]))
     if container == "tuple":
         X = tuple(items)
     elif container == "series":
-        X = pd.Series(_object_array(items), index=_index(data.draw(_INDEXES), len(items)))
+        X = pd.Series(_object_array(items), index=_index(index, len(items)))
     elif container == "object-array":
         X = _object_array(items)
     else:
@@ -449,6 +512,7 @@ def _object_array(items) -> np.ndarray:
 
 
 @given(batch=image_arrays().filter(lambda a: a.ndim >= 2), n=st.integers(1, 3))
+@limited
 def test_image_encoder_array_batches(image_encoders, image_reference, batch, n):
     """Numeric batches (n, H, W), (n, H, W, C), (n, C, H, W): rows match list(batch) items."""
     X = np.stack([batch] * n)
@@ -504,6 +568,9 @@ def image_classifier(image_weights):
 
 
 @given(data=text_inputs())
+@example(data=(pd.Series(["good", "\udfff"], index=[9, 8]), ["good", "\udfff"], "series"))
+@example(data=(("a\x00b", "\u202e", ""), ("a\x00b", "\u202e", ""), "tuple"))
+@limited
 def test_text_classifier_predict_rows_match_alone(text_classifier, data):
     X, values, _ = data
     bad = _text_bad_positions(values, "raise")
@@ -519,9 +586,11 @@ def test_text_classifier_predict_rows_match_alone(text_classifier, data):
         np.testing.assert_allclose(out[i], alone, rtol=1e-4, atol=1e-5)
 
 
-@given(data=st.data())
-def test_image_classifier_predict_rows_match_alone(image_classifier, image_files, data):
-    items = data.draw(st.lists(image_items(image_files), min_size=1, max_size=4))
+@given(items=st.lists(image_items(), min_size=1, max_size=4))
+@example(items=[np.zeros((4, 4), np.uint8), *[_path(name) for name in _SPECIAL]])
+@example(items=[_path("png"), _path("truncated"), b"", np.full((3, 3), np.nan)])
+@limited
+def test_image_classifier_predict_rows_match_alone(image_classifier, items):
 
     def alone(item):
         try:
@@ -536,6 +605,7 @@ def test_image_classifier_predict_rows_match_alone(image_classifier, image_files
     bad=st.one_of(_MISSING, _NOT_TEXT, st.just("bad \ud800"), st.just("\udfff")),
     position=st.integers(0, 5),
 )
+@limited
 def test_text_classifier_fit_names_the_bad_position(text_model, bad, position):
     from sktransfer.finetune import TextClassifier
 
@@ -548,12 +618,13 @@ def test_text_classifier_fit_names_the_bad_position(text_model, bad, position):
 
 
 @given(data=st.data(), position=st.integers(0, 5))
+@limited
 def test_image_classifier_fit_names_the_bad_position(
-    image_weights, image_files, image_reference, data, position
+    image_weights, image_reference, data, position
 ):
     from sktransfer.finetune import ImageClassifier
 
-    paths = sorted(image_files["paths"].values())
+    paths = sorted(_image_files()["paths"].values())
     candidates = st.one_of(st.sampled_from(paths), st.binary(max_size=20), image_arrays())
     bad = data.draw(candidates.filter(lambda item: isinstance(image_reference(item), Exception)))
     rng = np.random.default_rng(0)
@@ -580,6 +651,7 @@ def test_image_classifier_fit_names_the_bad_position(
     n_threads=st.integers(2, 4),
     where=st.sampled_from(["memory", "disk"]),
 )
+@limited
 def test_concurrent_writers_never_serve_a_wrong_row(
     text_model, text_reference, texts, n_threads, where, tmp_path_factory
 ):
@@ -614,6 +686,7 @@ def test_concurrent_writers_never_serve_a_wrong_row(
     ),
     mode=st.sampled_from(["replace", "truncate", "append"]),
 )
+@limited
 def test_corrupt_cache_file_is_reported_or_recovered(
     text_model, text_reference, garbage, mode, tmp_path_factory
 ):
