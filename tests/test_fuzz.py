@@ -53,7 +53,7 @@ _COMMON = {
         HealthCheck.data_too_large,
     ],
 }
-settings.register_profile("sktransfer-default", max_examples=8, derandomize=True, **_COMMON)
+settings.register_profile("sktransfer-default", max_examples=20, derandomize=True, **_COMMON)
 settings.register_profile("sktransfer-nightly", max_examples=300, **_COMMON)
 
 
