@@ -53,8 +53,8 @@ _COMMON = {
         HealthCheck.data_too_large,
     ],
 }
-settings.register_profile("sktransfer-default", max_examples=20, derandomize=True, **_COMMON)
-settings.register_profile("sktransfer-nightly", max_examples=300, **_COMMON)
+settings.register_profile("sktransfer-default", max_examples=50, derandomize=True, **_COMMON)
+settings.register_profile("sktransfer-nightly", max_examples=2000, **_COMMON)
 
 
 _PROFILE = os.environ.get("SKTRANSFER_FUZZ_PROFILE", "default")
