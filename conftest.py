@@ -8,6 +8,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def pytest_configure(config):
+    # `pytest -m fuzz` is the long, nightly-style fuzzing run: choose its profile
+    # before tests/test_fuzz.py is imported (hypothesis fixes settings at import).
+    if (config.getoption("markexpr", "") or "").strip() == "fuzz":
+        os.environ.setdefault("SKTRANSFER_FUZZ_PROFILE", "nightly")
+
+
 # Doctests that load a real data set run where it is installed and are skipped,
 # with the reason, where it is not: no test downloads a data set.
 _DATA_DOCTESTS = {

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import stat
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -239,6 +240,36 @@ def _array_container(X: np.ndarray) -> list:
 
 
 # ---------------------------------------------------------------------- decode
+_FILE_KINDS = (
+    (stat.S_ISDIR, "directory"),
+    (stat.S_ISFIFO, "FIFO (named pipe)"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+)
+
+
+def _check_regular_file(path: str, where: str) -> None:
+    """Refuse a path that is not a regular file (after following symlinks).
+
+    Opening a FIFO blocks until a writer appears and reading a device such as
+    ``/dev/zero`` never ends, so both would hang the caller; a directory
+    cannot be decoded either. A missing path is left to the caller's open().
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "special file")
+    raise ImageDecodeError(
+        f"{where}'{_shorten(path)}' is a {kind}, not a regular file; only regular files "
+        "are read (a pipe or device could block or never end). Pass the path of an image "
+        "file, or read the data yourself and pass its bytes."
+    )
+
+
 def to_rgb(item: Any, index: int) -> PILImage.Image:
     """Decode one item to an RGB PIL image (see the module docstring for the rules).
 
@@ -294,6 +325,7 @@ def _decode_path(item: str | os.PathLike, index: int) -> PILImage.Image:
 
     path = os.fsdecode(os.fspath(item))
     shown = f"'{_shorten(path)}'"
+    _check_regular_file(path, f"image {index}: ")
     try:
         with Image.open(path) as image:
             return _decode_opened(image, index, shown)
@@ -630,6 +662,7 @@ def content_key(item: Any) -> bytes:
     if isinstance(item, (str, os.PathLike)):
         path = os.fsdecode(os.fspath(item))
         digest.update(b"encoded\0")
+        _check_regular_file(path, "")
         try:
             with open(path, "rb") as file:
                 for chunk in iter(lambda: file.read(_READ_CHUNK), b""):

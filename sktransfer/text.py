@@ -297,8 +297,45 @@ def _is_missing(value) -> bool:
     return type(value).__name__ in {"NAType", "NaTType"}
 
 
+def _index_labels(X):
+    """The pandas index labels of ``X``, or None when they are just the positions."""
+    index = getattr(X, "index", None)
+    if index is None or not hasattr(X, "iloc"):
+        return None
+    if type(index).__name__ == "RangeIndex" and index.start == 0 and index.step == 1:
+        return None
+    labels = list(index)
+    if labels == list(range(len(labels))):
+        return None
+    return labels
+
+
+def _where(i: int, labels) -> str:
+    """``"3"`` or ``"3 (index 'c')"``: the position, plus the label a pandas user sees."""
+    return str(i) if labels is None else f"{i} (index {labels[i]!r})"
+
+
+def _first_surrogate(text: str) -> int | None:
+    """Offset of the first lone surrogate (U+D800..U+DFFF) in ``text``, else None."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
 def check_texts(X, *, on_missing: str = "raise") -> list[str]:
     """Validate a text container and return the texts as a list of str.
+
+    Lone surrogates (code points U+D800..U+DFFF not part of a pair, e.g. from
+    ``bytes.decode(errors="surrogateescape")`` or a JSON ``"\\ud800"``) are not
+    valid Unicode text: no tokenizer can read them. They raise, naming the
+    position and the character, rather than being replaced silently, because
+    a replacement would change the text the model sees (and its cache key)
+    without the user knowing; clean them first, e.g.
+    ``text.encode("utf-8", "replace").decode("utf-8")``.
 
     Parameters
     ----------
@@ -309,6 +346,19 @@ def check_texts(X, *, on_missing: str = "raise") -> list[str]:
     Returns
     -------
     list of str
+
+    Raises
+    ------
+    InvalidInputError
+        For a container of the wrong kind, entries that are not text,
+        missing entries (with ``on_missing="raise"``) and lone surrogates.
+        Positions are 0-based; for a pandas input whose index is not
+        ``0 .. n-1`` the index label is named too.
+
+    Examples
+    --------
+    >>> check_texts(["a", None], on_missing="empty")
+    ['a', '']
     """
     if isinstance(X, (str, bytes)):
         raise InvalidInputError(
@@ -346,10 +396,20 @@ def check_texts(X, *, on_missing: str = "raise") -> list[str]:
             f"DataFrame of str, got {type(X).__name__}."
         )
 
+    labels = _index_labels(X)
     missing = []
     wrong = []
     for i, value in enumerate(values):
         if isinstance(value, str):
+            offset = _first_surrogate(value)
+            if offset is not None:
+                raise InvalidInputError(
+                    f"TextEncoder: the text at position {_where(i, labels)} holds a lone "
+                    f"surrogate U+{ord(value[offset]):04X} (character {offset}), which is not "
+                    "valid Unicode and no tokenizer can read it. Clean the text first, e.g. "
+                    "text.encode('utf-8', 'replace').decode('utf-8') (or fix how it was "
+                    "decoded from bytes)."
+                )
             continue
         if isinstance(value, np.str_):
             values[i] = str(value)
@@ -358,7 +418,9 @@ def check_texts(X, *, on_missing: str = "raise") -> list[str]:
         else:
             wrong.append(i)
     if wrong:
-        shown = ", ".join(f"{i} ({type(values[i]).__name__})" for i in wrong[:_MAX_LISTED])
+        shown = ", ".join(
+            f"{_where(i, labels)} ({type(values[i]).__name__})" for i in wrong[:_MAX_LISTED]
+        )
         more = f" and {len(wrong) - _MAX_LISTED} more" if len(wrong) > _MAX_LISTED else ""
         raise InvalidInputError(
             f"TextEncoder expects str entries; {len(wrong)} entries are not text, at "
@@ -369,7 +431,7 @@ def check_texts(X, *, on_missing: str = "raise") -> list[str]:
             for i in missing:
                 values[i] = ""
         else:
-            shown = ", ".join(str(i) for i in missing[:_MAX_LISTED])
+            shown = ", ".join(_where(i, labels) for i in missing[:_MAX_LISTED])
             more = f" and {len(missing) - _MAX_LISTED} more" if len(missing) > _MAX_LISTED else ""
             raise InvalidInputError(
                 f"TextEncoder got {len(missing)} missing entries (None/NaN) at positions "

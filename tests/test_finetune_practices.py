@@ -455,7 +455,9 @@ def spy_on_batches(monkeypatch) -> list[tuple[bool, list, torch.Tensor]]:
 
     def collate(self, items, training):
         out = original(self, items, training)
-        batches.append((training, [item.tobytes() for item in items], out.clone()))
+        # Items carry their position in the user's input (for error messages).
+        arrays = [getattr(item, "value", item) for item in items]
+        batches.append((training, [array.tobytes() for array in arrays], out.clone()))
         return out
 
     monkeypatch.setattr(ImageBackend, "collate", collate)

@@ -194,6 +194,33 @@ AUGMENTATIONS = {
 }
 
 
+class _AtPosition:
+    """An image item and its position in the user's input.
+
+    Training batches are shuffled subsets of a split, so an item's index in
+    a batch says nothing to the user; errors name this position instead.
+    """
+
+    __slots__ = ("position", "value")
+
+    def __init__(self, position: int, value):
+        self.position = position
+        self.value = value
+
+
+def _unwrap(items: list) -> tuple[list, list[int]]:
+    """Items and their positions in the user's input (the index for bare items)."""
+    values, positions = [], []
+    for i, item in enumerate(items):
+        if isinstance(item, _AtPosition):
+            values.append(item.value)
+            positions.append(item.position)
+        else:
+            values.append(item)
+            positions.append(i)
+    return values, positions
+
+
 class ImageBackend:
     """Hooks for timm bodies."""
 
@@ -223,7 +250,8 @@ class ImageBackend:
         return self.augmentation != "none"
 
     def check_X(self, X) -> list:
-        return as_image_list(X)
+        # Each item keeps its position, for errors raised later while decoding.
+        return [_AtPosition(i, item) for i, item in enumerate(as_image_list(X))]
 
     def load(self, device: str, pretrained: bool = True):
         model, source, reference = create_timm_model(
@@ -267,11 +295,15 @@ class ImageBackend:
 
     def collate(self, items: list, training: bool):
         transform = self._train_transform if training else self._eval_transform
-        return torch.stack([transform(to_rgb(item, i)) for i, item in enumerate(items)])
+        values, positions = _unwrap(items)
+        return torch.stack(
+            [transform(to_rgb(v, p)) for v, p in zip(values, positions, strict=True)]
+        )
 
     def inference_batches(self, items: list, batch_size: int):
+        values, positions = _unwrap(items)
         batches = iter_decoded_batches(
-            items, batch_size, self._eval_transform, n_workers=self.n_workers
+            values, batch_size, self._eval_transform, n_workers=self.n_workers, labels=positions
         )
         for start, tensors, _ in batches:
             yield np.arange(start, start + len(tensors)), torch.stack(tensors)
