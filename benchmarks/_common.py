@@ -202,6 +202,24 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+# The CPU features that decide which precision is fast (see docs/speed.md).
+_CPU_FEATURES = (("avx2", "AVX2"), ("avx512_bf16", "AVX-512 BF16"), ("amx_bf16", "AMX BF16"))
+
+
+def cpu_capabilities(flags: set[str] | None = None) -> str:
+    """``"AVX2 yes, AVX-512 BF16 no, AMX BF16 no"`` for this CPU (or for ``flags``)."""
+    if flags is None:
+        flags = set()
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+        except OSError:
+            return "unknown (no /proc/cpuinfo)"
+    return ", ".join(f"{label} {'yes' if flag in flags else 'no'}" for flag, label in _CPU_FEATURES)
+
+
 def _memory_gib() -> str:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -239,6 +257,7 @@ def machine_info() -> dict:
     versions["sktransfer"] = sktransfer.__version__
     return {
         "cpu": _cpu_name(),
+        "cpu_features": cpu_capabilities(),
         "cores": os.cpu_count(),
         "memory": _memory_gib(),
         "os": f"{platform.system()} {platform.release()}",

@@ -295,3 +295,21 @@ def test_versus_reports_ties_and_missing_spread():
     assert "loses to" in md.versus("ours", [60.0, 61.0], "peer", [70.0, 71.0], "points")
     single = md.versus("ours", [80.0], "peer", [70.0], "points")
     assert "no spread measured" in single and "beats" not in single
+
+
+def test_every_generated_table_states_the_cpu_features():
+    """Speed depends on bfloat16 support: each table says what the CPU had."""
+    from benchmarks import _common
+    from benchmarks import _markdown as md
+
+    assert _common.cpu_capabilities({"avx2", "avx512_bf16"}) == (
+        "AVX2 yes, AVX-512 BF16 yes, AMX BF16 no"
+    )
+    meta = {
+        "command": "python -m benchmarks",
+        "code": "abc",
+        "date": "today",
+        "cpu": "Some CPU",
+        "cpu_features": "AVX2 yes, AVX-512 BF16 no, AMX BF16 no",
+    }
+    assert "Some CPU: AVX2 yes, AVX-512 BF16 no, AMX BF16 no" in md.generated_note(meta)
