@@ -65,8 +65,8 @@ FULL = {
     "memory": {"n_sentences": 3000, "rounds": 2},
     "accuracy-text": {
         "n_corpus": 3000,
-        "n_train": 300,
-        "n_test": 300,
+        "n_train": 200,
+        "n_test": 250,
         "seeds": 3,
         "text_finetune": {"trainable_blocks": 2, "epochs": 2},
     },
@@ -158,14 +158,32 @@ def code_hash(root: Path | None = None) -> str:
     return digest.hexdigest()[:12]
 
 
-def check_data(parts: list[str]) -> None:
-    """Fail before anything runs if a part's data set is not on this machine."""
+def check_data(parts: list[str], sizes: dict | None = None) -> None:
+    """Fail before anything runs if a part's data set is not on this machine.
+
+    Also checks that the accuracy part's per-domain splits fit in the corpus it
+    reuses, so a bad size stops the run at once instead of after the other parts.
+    """
     from sktransfer.datasets import load_fashion_mnist, load_vader
 
     if any(p not in ("throughput-images",) for p in parts):
         load_vader(download=False)
     if {"accuracy-images", "finetune", "allocator-fit"} & set(parts):
         load_fashion_mnist(subset="test", n_samples=10, random_state=0, download=False)
+    if sizes is not None and "accuracy-text" in parts:
+        from collections import Counter
+
+        from benchmarks import memory
+
+        cfg = sizes["accuracy-text"]
+        _, _, domains = memory.corpus({"n_sentences": cfg["n_corpus"]})
+        domain, smallest = min(Counter(domains).items(), key=lambda item: item[1])
+        if cfg["n_train"] + cfg["n_test"] > smallest:
+            raise SystemExit(
+                f"accuracy-text: n_train + n_test = {cfg['n_train'] + cfg['n_test']} but the "
+                f"{cfg['n_corpus']}-sentence corpus has only {smallest} sentences of domain "
+                f"{str(domain)!r}; lower n_train / n_test or raise n_corpus"
+            )
 
 
 def run_part(part: str, cfg: dict, workdir: Path) -> dict:
@@ -338,7 +356,7 @@ def main(argv=None) -> None:
     sizes = QUICK if args.quick else FULL
     code = code_hash()
 
-    check_data(parts)
+    check_data(parts, sizes)
     workdir = Path(args.workdir) if args.workdir else _common.ROOT / "build" / "benchmark-parts"
     workdir = workdir / ("quick" if args.quick else "full")
     if not args.resume and workdir.exists():

@@ -185,7 +185,7 @@ def _fake_suite(monkeypatch, tmp_path, code="c0de"):
             json.dump({"part": part}, f)
 
     written = []
-    monkeypatch.setattr(run, "check_data", lambda parts: None)
+    monkeypatch.setattr(run, "check_data", lambda parts, sizes=None: None)
     monkeypatch.setattr(run, "code_hash", lambda root=None: code)
     monkeypatch.setattr(run.subprocess, "run", fake_subprocess_run)
     monkeypatch.setattr(run, "render", lambda results: [json.dumps(results, sort_keys=True)])
@@ -313,3 +313,19 @@ def test_every_generated_table_states_the_cpu_features():
         "cpu_features": "AVX2 yes, AVX-512 BF16 no, AMX BF16 no",
     }
     assert "Some CPU: AVX2 yes, AVX-512 BF16 no, AMX BF16 no" in md.generated_note(meta)
+
+
+def test_accuracy_sizes_that_do_not_fit_the_corpus_stop_the_run_first(monkeypatch):
+    """A per-domain split larger than the corpus's smallest domain fails before any part."""
+    import numpy as np
+
+    from benchmarks import memory, run
+
+    monkeypatch.setattr("sktransfer.datasets.load_vader", lambda **kwargs: None)
+    domains = np.asarray(["tweets"] * 50 + ["movie_reviews"] * 10)
+    monkeypatch.setattr(memory, "corpus", lambda cfg: ([], [], domains))
+    sizes = {"accuracy-text": {"n_corpus": 60, "n_train": 6, "n_test": 5}}
+    with pytest.raises(SystemExit, match="only 10 sentences of domain 'movie_reviews'"):
+        run.check_data(["accuracy-text"], sizes)
+    sizes["accuracy-text"]["n_test"] = 4
+    run.check_data(["accuracy-text"], sizes)
