@@ -20,14 +20,12 @@ attempt and what to do next.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import io
-import logging
 import os
 from pathlib import Path
 
 from sktransfer._optional import optional_available
+from sktransfer._quiet import quiet_libraries
 from sktransfer.exceptions import ModelNotFoundError
 
 DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -115,21 +113,6 @@ def _looks_like_path(name: str) -> bool:
     )
 
 
-@contextlib.contextmanager
-def _quiet_loading():
-    """Silence the libraries' per-attempt logging while we try several sources."""
-    loggers = [logging.getLogger(n) for n in ("sentence_transformers", "huggingface_hub", "timm")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
-
-
 def _fail(kind: str, name: str, tried: list[str], hint: str | None) -> ModelNotFoundError:
     lines = "\n".join(f"  - {t}" for t in tried)
     message = f"Could not load the {kind} model {name!r}. Tried:\n{lines}"
@@ -152,7 +135,18 @@ def packaged_text_model_dir(name: str) -> Path | None:
 
 
 def load_sentence_transformer(name: str, *, device: str, revision: str | None = None):
-    """Load a sentence-transformers model; return ``(model, source, reference)``."""
+    """Load a sentence-transformers model; return ``(model, source, reference)``.
+
+    The libraries' own progress bars and logging are silenced meanwhile
+    (:mod:`sktransfer._quiet`).
+    """
+    import sentence_transformers  # noqa: F401 - imported before its switches are turned off
+
+    with quiet_libraries():
+        return _load_sentence_transformer(name, device=device, revision=revision)
+
+
+def _load_sentence_transformer(name: str, *, device: str, revision: str | None):
     from sentence_transformers import SentenceTransformer
 
     def load(ref: str, rev: str | None = revision, **kwargs):
@@ -175,35 +169,34 @@ def load_sentence_transformer(name: str, *, device: str, revision: str | None = 
         )
 
     tried = []
-    with _quiet_loading():
-        # Resolve the ref once and load that commit, so that the files hashed
-        # for the model's identity are the files that were loaded.
-        snapshot = hf_snapshot_folder(name, revision)
-        if snapshot is None:
-            tried.append("Hugging Face cache: not there")
-        else:
+    # Resolve the ref once and load that commit, so that the files hashed
+    # for the model's identity are the files that were loaded.
+    snapshot = hf_snapshot_folder(name, revision)
+    if snapshot is None:
+        tried.append("Hugging Face cache: not there")
+    else:
+        try:
+            model = load(name, rev=snapshot.name, local_files_only=True)
+            return model, "hf-cache", str(snapshot)
+        except OSError:
+            tried.append(f"Hugging Face cache: snapshot {snapshot.name} is incomplete")
+        except Exception as exc:
+            tried.append(f"Hugging Face cache: found but failed to load ({_short(exc)})")
+    if hub_offline():
+        tried.append("Hugging Face Hub: skipped because HF_HUB_OFFLINE is set")
+    else:
+        status, detail = _hub_status(name, revision)
+        if status == "ok":
+            commit = detail or revision
             try:
-                model = load(name, rev=snapshot.name, local_files_only=True)
-                return model, "hf-cache", str(snapshot)
-            except OSError:
-                tried.append(f"Hugging Face cache: snapshot {snapshot.name} is incomplete")
+                model = load(name, rev=commit)
             except Exception as exc:
-                tried.append(f"Hugging Face cache: found but failed to load ({_short(exc)})")
-        if hub_offline():
-            tried.append("Hugging Face Hub: skipped because HF_HUB_OFFLINE is set")
-        else:
-            status, detail = _hub_status(name, revision)
-            if status == "ok":
-                commit = detail or revision
-                try:
-                    model = load(name, rev=commit)
-                except Exception as exc:
-                    tried.append(f"Hugging Face Hub: {_short(exc)}")
-                else:
-                    snapshot = hf_snapshot_folder(name, commit)
-                    return model, "hub", str(snapshot) if snapshot else f"{name}@{commit}"
+                tried.append(f"Hugging Face Hub: {_short(exc)}")
             else:
-                tried.append(f"Hugging Face Hub: {status} ({detail})")
+                snapshot = hf_snapshot_folder(name, commit)
+                return model, "hub", str(snapshot) if snapshot else f"{name}@{commit}"
+        else:
+            tried.append(f"Hugging Face Hub: {status} ({detail})")
 
     hint = None
     if name in _PACKAGED_TEXT:
@@ -296,7 +289,20 @@ def create_timm_model(
     """Create a timm model with pretrained weights; return ``(model, source, reference)``.
 
     The model is on the CPU and in eval mode; ``num_classes=0`` gives pooled features.
+    timm's and the Hub client's progress bars and logging are silenced meanwhile
+    (:mod:`sktransfer._quiet`).
     """
+    import timm  # noqa: F401 - imported before its switches are turned off
+
+    with quiet_libraries():
+        return _create_timm_model(
+            name, pretrained=pretrained, weights=weights, num_classes=num_classes
+        )
+
+
+def _create_timm_model(
+    name: str, *, pretrained: bool, weights: str | os.PathLike | None, num_classes: int
+):
     import timm
 
     _check_timm_name(name)
@@ -332,32 +338,31 @@ def create_timm_model(
     tried = []
     cfg = timm.models.get_pretrained_cfg(name)
     hf_hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
-    with _quiet_loading():
-        cached = _cached_hub_file(hf_hub_id) if hf_hub_id else None
-        if cached:
-            model = timm.create_model(
-                name,
-                pretrained=True,
-                pretrained_cfg_overlay={"file": cached},
-                num_classes=num_classes,
-            )
-            return model.eval(), "hf-cache", cached
-        tried.append(f"Hugging Face cache: no weights for {hf_hub_id or name!r}")
-        if hub_offline():
-            tried.append("Hugging Face Hub: skipped because HF_HUB_OFFLINE is set")
-        elif hf_hub_id is None:
-            tried.append(f"Hugging Face Hub: timm knows no Hub weights for {name!r}")
+    cached = _cached_hub_file(hf_hub_id) if hf_hub_id else None
+    if cached:
+        model = timm.create_model(
+            name,
+            pretrained=True,
+            pretrained_cfg_overlay={"file": cached},
+            num_classes=num_classes,
+        )
+        return model.eval(), "hf-cache", cached
+    tried.append(f"Hugging Face cache: no weights for {hf_hub_id or name!r}")
+    if hub_offline():
+        tried.append("Hugging Face Hub: skipped because HF_HUB_OFFLINE is set")
+    elif hf_hub_id is None:
+        tried.append(f"Hugging Face Hub: timm knows no Hub weights for {name!r}")
+    else:
+        status, detail = _hub_status(hf_hub_id)
+        if status == "ok":
+            try:
+                model = timm.create_model(name, pretrained=True, num_classes=num_classes)
+                downloaded = _cached_hub_file(hf_hub_id)  # what was just loaded
+                return model.eval(), "hub", downloaded or name
+            except Exception as exc:
+                tried.append(f"Hugging Face Hub: {_short(exc)}")
         else:
-            status, detail = _hub_status(hf_hub_id)
-            if status == "ok":
-                try:
-                    model = timm.create_model(name, pretrained=True, num_classes=num_classes)
-                    downloaded = _cached_hub_file(hf_hub_id)  # what was just loaded
-                    return model.eval(), "hub", downloaded or name
-                except Exception as exc:
-                    tried.append(f"Hugging Face Hub: {_short(exc)}")
-            else:
-                tried.append(f"Hugging Face Hub ({hf_hub_id}): {status} ({detail})")
+            tried.append(f"Hugging Face Hub ({hf_hub_id}): {status} ({detail})")
 
     if name in _PACKAGED_IMAGE:
         checkpoint = packaged_image_checkpoint(name)

@@ -237,9 +237,10 @@ def test_warmup_then_linear_decay():
 @pytest.mark.parametrize(
     ("warmup_fraction", "factors"),
     [
-        # 16 samples, batches of 8: 2 steps per epoch, 6 in all; rates after epochs 1-3.
-        (0.0, [4 / 6, 2 / 6, 0.0]),  # linear decay to 0 from the first step
-        (0.5, [3 / 4, 2 / 3, 0.0]),  # 3 warm-up steps: step 2 is still warming up
+        # 16 samples, batches of 8: 2 steps per epoch, 6 in all; the history keeps the
+        # rates each epoch's last step used (steps 1, 3, 5, counted from 0).
+        (0.0, [5 / 6, 3 / 6, 1 / 6]),  # linear decay to 0 from the first step
+        (0.5, [2 / 4, 3 / 3, 1 / 3]),  # 3 warm-up steps: step 1 is still warming up
     ],
 )
 def test_fit_gives_each_block_learning_rate_times_layer_decay_power(

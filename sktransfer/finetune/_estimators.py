@@ -51,7 +51,7 @@ _COMMON_CONSTRAINTS = {
     "device": [str],
     "mixed_precision": ["boolean", StrOptions({"auto"})],
     "precision": [StrOptions(set(PRECISIONS))],
-    "verbose": ["verbose"],
+    "verbose": ["verbose", StrOptions({"auto"})],
 }
 _TEXT_CONSTRAINTS = {"max_length": [Interval(numbers.Integral, 1, None, closed="left"), None]}
 _IMAGE_CONSTRAINTS = {
@@ -229,7 +229,9 @@ class _FineTuneEstimator(BaseEstimator):
                     max_grad_norm=self.max_grad_norm,
                     device=device,
                     amp_dtype=amp_dtype,
-                    verbose=int(self.verbose),
+                    verbose=self.verbose,
+                    description=type(self).__name__,
+                    metric_name=metric_name,
                 ),
                 torch.Generator().manual_seed(seed),
             )
@@ -713,15 +715,25 @@ _PARAMS_DOC = """
         runs it faster (a ``PrecisionWarning`` and float32 elsewhere),
         "float16" on CUDA. ``precision_`` is the one in use. Training is not
         affected (see ``mixed_precision``).
-    verbose : int, default=0
-        1 prints one line per epoch; 2 also shows a progress bar per epoch."""
+    verbose : int or "auto", default="auto"
+        What ``fit`` shows while it runs. "auto": one progress bar over all
+        of the fit's work (any pass of the frozen body over the data, then
+        every epoch's training steps and validation batches) with the epoch,
+        the running training loss and the validation score, on stderr when it
+        is a terminal or in a notebook, once the fit has run 2 seconds.
+        ``0``: nothing. ``1``: one line per epoch on stdout (loss, validation
+        score, trained blocks, the head's learning rate, seconds). ``2``: the
+        lines, and the bar from the start wherever stderr goes. Output of
+        the underlying libraries (their loading bars and logs) is silenced
+        at every level."""
 
 _ATTRIBUTES_DOC = """
     history_ : list of dict
         One record per epoch: ``epoch``, ``train_loss`` (weighted mean),
         ``valid_score`` (None without early stopping), ``trainable_blocks``,
-        ``learning_rates`` (per trained block at the end of the epoch:
-        ``"head"``, ``"block_<i>"``), ``train_time`` and ``time`` (seconds).
+        ``learning_rates`` (per trained block, the rates of the epoch's last
+        optimisation step: ``"head"``, ``"block_<i>"``), ``train_time`` and
+        ``time`` (seconds).
         :func:`sktransfer.finetune.plot_history` draws it.
     best_epoch_ : int or None
         The epoch (1-based) whose weights were kept by early stopping.
@@ -863,7 +875,7 @@ class TextClassifier(_TextInput, _FineTuneClassifier):
         device: str = "auto",
         mixed_precision: bool | str = "auto",
         precision: str = "float32",
-        verbose: int = 0,
+        verbose: int | str = "auto",
     ):
         self.model = model
         self.max_length = max_length
@@ -936,7 +948,7 @@ class TextRegressor(_TextInput, _FineTuneRegressor):
         device: str = "auto",
         mixed_precision: bool | str = "auto",
         precision: str = "float32",
-        verbose: int = 0,
+        verbose: int | str = "auto",
     ):
         self.model = model
         self.max_length = max_length
@@ -1015,7 +1027,7 @@ class ImageClassifier(_ImageInput, _FineTuneClassifier):
         device: str = "auto",
         mixed_precision: bool | str = "auto",
         precision: str = "float32",
-        verbose: int = 0,
+        verbose: int | str = "auto",
     ):
         self.model = model
         self.pretrained = pretrained
@@ -1095,7 +1107,7 @@ class ImageRegressor(_ImageInput, _FineTuneRegressor):
         device: str = "auto",
         mixed_precision: bool | str = "auto",
         precision: str = "float32",
-        verbose: int = 0,
+        verbose: int | str = "auto",
     ):
         self.model = model
         self.pretrained = pretrained

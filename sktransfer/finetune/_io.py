@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sktransfer._quiet import quiet_libraries
 from sktransfer.exceptions import SavedModelError
 
 FORMAT = "sktransfer.finetune"
@@ -99,10 +100,11 @@ def save_estimator(estimator, path) -> None:
         "fitted": fitted,
     }
     state = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
-    if backend.kind == "text":
-        backend.save_body(net.body, folder)
-        state = {k: v for k, v in state.items() if not k.startswith("body.")}
-    save_file(state, str(folder / "weights.safetensors"))
+    with quiet_libraries():  # no "Writing model shards" bar from the libraries
+        if backend.kind == "text":
+            backend.save_body(net.body, folder)
+            state = {k: v for k, v in state.items() if not k.startswith("body.")}
+        save_file(state, str(folder / "weights.safetensors"))
     (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
 
 
@@ -415,7 +417,8 @@ def load_estimator(path, *, device: str, expected=None):
     if backend.kind == "text":
         body_files, body_shapes = _text_body_shapes(folder)
     try:
-        body = backend.load_saved_body(folder, device)
+        with quiet_libraries():
+            body = backend.load_saved_body(folder, device)
     except Exception as exc:
         where = folder / "body" if backend.kind == "text" else config_file
         raise _bad(where, "body", f"the network cannot be rebuilt ({exc})") from exc

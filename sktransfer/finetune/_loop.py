@@ -4,14 +4,16 @@
 method with one job. The practices are small objects the loop consults:
 :class:`FreezeSchedule` (freezing and gradual unfreezing), :func:`layer_decay_groups`
 (discriminative learning rates), :func:`warmup_then_linear_decay` (the learning-rate
-schedule) and :class:`EarlyStopping` (patience and best-weights restoring). Text and
-image differ only in the backend that prepares batches (see ``_bodies.py``).
+schedule), :class:`EarlyStopping` (patience and best-weights restoring) and
+:class:`TrainingProgress` (what ``verbose`` shows). Text and image differ only in the
+backend that prepares batches (see ``_bodies.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -159,6 +161,97 @@ def _cpu_copy(net: nn.Module) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
 
 
+# ---------------------------------------------------------------- progress
+
+# With verbose="auto", a fit's bar appears once the fit has run this long
+# (seconds): quick fits, such as most of a grid search's, stay silent.
+AUTO_PROGRESS_DELAY = 2.0
+
+
+def someone_watching() -> bool:
+    """Whether stderr is a terminal or the code runs in a Jupyter kernel."""
+    try:
+        if sys.stderr is not None and sys.stderr.isatty():
+            return True
+    except (AttributeError, ValueError):  # a replaced or closed stream
+        pass
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    shell = get_ipython() if get_ipython is not None else None
+    # Jupyter, VS Code and Colab kernels all derive from ZMQInteractiveShell.
+    return shell is not None and any(
+        cls.__name__ == "ZMQInteractiveShell" for cls in type(shell).__mro__
+    )
+
+
+class TrainingProgress:
+    """What a fit shows while it runs, chosen by ``verbose``.
+
+    The bar counts every batch of the fit: the frozen body's pass over the
+    data when its features are computed once, then each epoch's training steps
+    and validation batches. Its label shows the epoch, the running training
+    loss and the last validation score.
+
+    - ``0``: nothing;
+    - ``"auto"``: the bar, on stderr when it is a terminal or in a notebook,
+      once the fit has run :data:`AUTO_PROGRESS_DELAY` seconds;
+    - ``1``: one line per epoch on stdout;
+    - ``2``: the bar from the start, wherever stderr goes, and the lines.
+    """
+
+    def __init__(self, verbose, *, total: int, epochs: int, description: str, metric_name: str):
+        if verbose == "auto":
+            self.lines, show_bar, delay = False, someone_watching(), AUTO_PROGRESS_DELAY
+        else:
+            level = int(verbose)
+            self.lines, show_bar, delay = level >= 1, level >= 2, 0.0
+        self.epochs = epochs
+        self.metric_name = metric_name
+        self.postfix: dict[str, str] = {}
+        self.bar = None
+        if show_bar:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=total, desc=description, unit="batch", delay=delay, dynamic_ncols=True
+            )
+
+    def advance(self, n: int = 1) -> None:
+        """``n`` more batches of work done (pre-pass, training or validation)."""
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def step(self, epoch: int, running_loss: float) -> None:
+        """One training step of ``epoch`` (0-based) done."""
+        if self.bar is not None:
+            self.postfix["epoch"] = f"{epoch + 1}/{self.epochs}"
+            self.postfix["loss"] = f"{running_loss:.4f}"
+            # No refresh here: the bar redraws at its own pace (and not before its delay).
+            self.bar.set_postfix(self.postfix, refresh=False)
+            self.bar.update(1)
+
+    def end_epoch(self, record: dict) -> None:
+        score = record["valid_score"]
+        if self.bar is not None:
+            self.postfix["loss"] = f"{record['train_loss']:.4f}"
+            if score is not None:
+                self.postfix[self.metric_name] = f"{score:.4f}"
+            self.bar.set_postfix(self.postfix, refresh=False)
+        if self.lines:
+            line = format_record(record, self.metric_name)
+            if self.bar is not None:
+                self.bar.write(line, file=sys.stdout)  # above the bar, not through it
+            else:
+                print(line)  # noqa: T201 - verbose output is the point
+
+    def close(self, finished: bool) -> None:
+        """Close the bar; a ``finished`` fit that stopped early ends it at 100%."""
+        if self.bar is not None:
+            if finished and self.bar.n < self.bar.total:  # early stopping skipped epochs
+                self.bar.total = self.bar.n
+            self.bar.close()
+
+
 # -------------------------------------------------------------------- loop
 
 
@@ -173,7 +266,9 @@ class LoopConfig:
     max_grad_norm: float | None
     device: str
     amp_dtype: torch.dtype | None = None
-    verbose: int = 0
+    verbose: int | str = 0
+    description: str = "fine-tuning"  # the progress bar's label
+    metric_name: str = "valid"  # the validation score's label
 
 
 @dataclass
@@ -233,6 +328,10 @@ class TrainingLoop:
         self.generator = generator
         self.module_block = group_of_modules(net, block_of)
         self.history: list[dict] = []
+        # Silent until fit sets up the display that verbose asks for.
+        self.progress = TrainingProgress(
+            0, total=0, epochs=config.epochs, description="", metric_name=""
+        )
 
     # ---------------------------------------------------------------- setup
     def _make_optimizer(self, n_steps_per_epoch: int) -> None:
@@ -279,7 +378,13 @@ class TrainingLoop:
             if split is None:
                 return None
             encoded = predict_outputs(
-                body, self.backend, split.items, cfg.batch_size, cfg.device, cfg.amp_dtype
+                body,
+                self.backend,
+                split.items,
+                cfg.batch_size,
+                cfg.device,
+                cfg.amp_dtype,
+                on_batch=self.progress.advance,
             )
             return Split(torch.from_numpy(encoded), split.targets, split.weights, split.y)
 
@@ -287,12 +392,43 @@ class TrainingLoop:
         self._valid_features = features(self._valid)
 
     # ------------------------------------------------------------------ fit
+    def n_batches(self, train: Split, valid: Split | None) -> int:
+        """Batches of work in the whole fit: what the progress bar counts.
+
+        The frozen body's pass over both splits (when its features are computed
+        once), then for each epoch the training steps and the validation
+        batches (one head pass on computed features).
+        """
+        size = self.config.batch_size
+        n_train = math.ceil(len(train.items) / size)
+        n_valid = 0 if valid is None else math.ceil(len(valid.items) / size)
+        if not self.features_cached:
+            return self.config.epochs * (n_train + n_valid)
+        return n_train + n_valid + self.config.epochs * (n_train + (valid is not None))
+
     def fit(self, train: Split, valid: Split | None) -> list[dict]:
+        cfg = self.config
+        self.features_cached = self.body_always_frozen() and not self.backend.augments
+        self.progress = TrainingProgress(
+            cfg.verbose,
+            total=self.n_batches(train, valid),
+            epochs=cfg.epochs,
+            description=cfg.description,
+            metric_name=cfg.metric_name,
+        )
+        finished = False
+        try:
+            history = self._fit(train, valid)
+            finished = True
+        finally:
+            self.progress.close(finished)
+        return history
+
+    def _fit(self, train: Split, valid: Split | None) -> list[dict]:
         n_steps = math.ceil(len(train.items) / self.config.batch_size)
         self.net.to(self.config.device)
         self._make_optimizer(n_steps)
         self._train, self._valid = train, valid
-        self.features_cached = self.body_always_frozen() and not self.backend.augments
         setup_time = 0.0
         if self.features_cached:
             start = time.perf_counter()
@@ -307,8 +443,7 @@ class TrainingLoop:
                 record["train_time"] += setup_time
                 record["time"] += setup_time
             self.history.append(record)
-            if self.config.verbose:
-                print(_format_record(record))  # noqa: T201 - verbose output is the point
+            self.progress.end_epoch(record)
             if self.early_stopping is not None and record["valid_score"] is not None:
                 if self.early_stopping.update(epoch, record["valid_score"], self.net):
                     break
@@ -322,17 +457,13 @@ class TrainingLoop:
         self.freeze.apply(self.net, self.block_of, epoch)
         self.freeze.set_modes(self.net, self.module_block, epoch)
         order = torch.randperm(len(train.items), generator=self.generator).numpy()
-        batches = range(0, len(order), self.config.batch_size)
-        if self.config.verbose >= 2:
-            from tqdm.auto import tqdm
-
-            batches = tqdm(batches, desc=f"epoch {epoch + 1}", unit="batch", leave=False)
         total_loss, total_weight = 0.0, 0.0
-        for begin in batches:
+        for begin in range(0, len(order), self.config.batch_size):
             rows = order[begin : begin + self.config.batch_size]
             loss_sum, weight_sum = self.train_step(train, rows)
             total_loss += loss_sum
             total_weight += weight_sum
+            self.progress.step(epoch, total_loss / max(total_weight, 1e-12))
         train_time = time.perf_counter() - start
         score = None if valid is None else self.validate(valid)
         return {
@@ -340,7 +471,7 @@ class TrainingLoop:
             "train_loss": total_loss / max(total_weight, 1e-12),
             "valid_score": score,
             "trainable_blocks": self.freeze.n_trainable(epoch),
-            "learning_rates": self.current_learning_rates(self.freeze.lowest_trainable(epoch)),
+            "learning_rates": self.learning_rates_used(self.freeze.lowest_trainable(epoch)),
             "train_time": train_time,
             "time": time.perf_counter() - start,
         }
@@ -373,6 +504,8 @@ class TrainingLoop:
             torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        # The rates this step used; the scheduler then sets those of the next step.
+        self.step_rates = [float(group["lr"]) for group in self.optimizer.param_groups]
         self.scheduler.step()
         scale = self.weight_scale
         return float(loss.detach()) * len(rows) * scale, float(weights.sum()) * scale
@@ -385,30 +518,46 @@ class TrainingLoop:
             with torch.inference_mode(), self._autocast():
                 outputs = self.net.head(valid.items.to(cfg.device)).float().cpu().numpy()
             self.net.train(was_training)
+            self.progress.advance()  # one head pass over all the features
         else:
             outputs = predict_outputs(
-                self.net, self.backend, valid.items, cfg.batch_size, cfg.device, cfg.amp_dtype
+                self.net,
+                self.backend,
+                valid.items,
+                cfg.batch_size,
+                cfg.device,
+                cfg.amp_dtype,
+                on_batch=self.progress.advance,
             )
         return float(self.metric(outputs, valid.y, valid.weights.numpy()))
 
-    def current_learning_rates(self, lowest_block: int = 0) -> dict[str, float]:
-        """Learning rate of every trained block right now ("head", "block_<i>").
+    def learning_rates_used(self, lowest_block: int = 0) -> dict[str, float]:
+        """Learning rate of every trained block in the last step ("head", "block_<i>").
 
+        The rates the last optimisation step used, not the ones the scheduler
+        has set since for the next step (after the very last step, those are 0).
         Blocks below ``lowest_block`` are frozen this epoch (gradual unfreezing
         has not reached them yet) and are left out.
         """
+        groups = self.optimizer.param_groups
+        used = getattr(self, "step_rates", None) or [float(group["lr"]) for group in groups]
         rates = {}
-        for group in self.optimizer.param_groups:
+        for group, rate in zip(groups, used, strict=True):
             block = group["block"]
             if block < lowest_block:
                 continue
             name = "head" if block >= self.n_blocks else f"block_{block}"
-            rates[name] = float(group["lr"])
+            rates[name] = rate
         return dict(sorted(rates.items(), key=lambda kv: (kv[0] != "head", kv[0])))
 
 
-def predict_outputs(net, backend, items, batch_size, device, amp_dtype=None) -> np.ndarray:
-    """Raw outputs of ``net`` (eval mode, inference mode, batched), row i for item i."""
+def predict_outputs(
+    net, backend, items, batch_size, device, amp_dtype=None, on_batch=None
+) -> np.ndarray:
+    """Raw outputs of ``net`` (eval mode, inference mode, batched), row i for item i.
+
+    ``on_batch(1)`` is called after each batch (the training progress bar).
+    """
     was_training = net.training
     net.eval()
     chunks, positions = [], []
@@ -423,6 +572,8 @@ def predict_outputs(net, backend, items, batch_size, device, amp_dtype=None) -> 
                 out = net(backend.to_device(batch, device))
                 chunks.append(out.float().cpu().numpy())
                 positions.append(np.asarray(rows))
+                if on_batch is not None:
+                    on_batch(1)
     finally:
         net.train(was_training)
     outputs = np.empty((len(items), chunks[0].shape[1]), dtype=np.float32)
@@ -430,9 +581,10 @@ def predict_outputs(net, backend, items, batch_size, device, amp_dtype=None) -> 
     return outputs
 
 
-def _format_record(record: dict) -> str:
+def format_record(record: dict, metric_name: str = "valid") -> str:
+    """One epoch as a line: loss, validation score, trained blocks, head rate, seconds."""
     score = record["valid_score"]
-    valid = "" if score is None else f"  valid={score:.4f}"
+    valid = "" if score is None else f"  {metric_name}={score:.4f}"
     return (
         f"epoch {record['epoch']:3d}  loss={record['train_loss']:.4f}{valid}  "
         f"blocks={record['trainable_blocks']}  lr={record['learning_rates'].get('head', 0):.2e}  "
