@@ -199,6 +199,7 @@ class _FineTuneEstimator(BaseEstimator):
         metric_name = self._validation_metric()
         with _seeded(seed, device):
             body, source, reference = backend.load(device)
+            backend.warn_if_truncated(items, type(self).__name__)
             blocks = backend.blocks(body)
             block_of = {f"body.{name}": i for i, names in enumerate(blocks) for name in names}
             n_outputs = targets.shape[1] if targets.ndim == 2 else len(self.classes_)
@@ -302,6 +303,7 @@ class _FineTuneEstimator(BaseEstimator):
         items = self._backend.check_X(X)
         if len(items) == 0:
             return np.empty((0, net.head.out_features), dtype=np.float32)
+        self._backend.warn_if_truncated(items, type(self).__name__)
         with autocast(self.precision_, self.device_):
             return predict_outputs(net, self._backend, items, self.batch_size, self.device_)
 
@@ -764,7 +766,9 @@ _TEXT_PARAMS = """
         A sentence-transformers model: Hub id or local folder (the default
         also resolves to the copy installed by ``sktransfer[offline]``).
     max_length : int or None, default=None
-        Truncate texts to this many tokens (``None``: the model's limit)."""
+        Truncate texts to this many tokens (``None``: the model's limit).
+        ``fit`` and the predict methods warn (``TruncationWarning``) when
+        texts are longer, with their count and first positions."""
 
 _IMAGE_PARAMS = """
     model : str, default="tf_efficientnet_lite0"
