@@ -5,7 +5,7 @@ thing, so ``except ValueError`` or ``except NotFittedError`` in user code keeps
 working.
 """
 
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 __all__ = [
     "SktransferError",
@@ -18,6 +18,8 @@ __all__ = [
     "PrecisionWarning",
     "CacheError",
     "CacheWarning",
+    "TruncationWarning",
+    "UnderfitWarning",
 ]
 
 
@@ -75,4 +77,27 @@ class CacheWarning(UserWarning):
     Raised (once per store) when a cache directory is read-only (vectors are read
     but new ones are not stored) or when a damaged cache file was moved aside and
     a new one started. The message names the file.
+    """
+
+
+class TruncationWarning(UserWarning):
+    """Texts longer than the model's limit were cut: only their first tokens were read.
+
+    Texts that differ only after the limit then get the same embedding (or the
+    same prediction). The message counts the truncated texts, names the first
+    positions and says how to avoid the cut: ``TextEncoder(long_texts="chunk")``
+    encodes long texts whole, in overlapping windows; a larger ``max_length``
+    helps where the model can read more than its default.
+    """
+
+
+class UnderfitWarning(ConvergenceWarning):
+    """A fine-tuned classifier did no better than always predicting one class.
+
+    Raised at the end of ``fit`` when the score that training measured (the
+    validation score of the kept epoch with ``early_stopping=True``, else the
+    training loss of the last epoch) is no better than that of the best
+    constant prediction. The message says what to try: more epochs, a higher
+    ``learning_rate``, or frozen features with a linear model. A subclass of
+    scikit-learn's ``ConvergenceWarning``, so existing filters apply.
     """

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import os
+import warnings
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -12,11 +16,20 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sktransfer._base import BaseEncoder
 from sktransfer._hub import DEFAULT_TEXT_MODEL, load_sentence_transformer
 from sktransfer._precision import PRECISIONS, autocast
-from sktransfer.exceptions import InvalidInputError
+from sktransfer._warn import outside_stacklevel
+from sktransfer.exceptions import InvalidInputError, TruncationWarning
 
 __all__ = ["TextEncoder"]
 
 _MAX_LISTED = 10
+
+# Positions listed in a TruncationWarning (the count is always complete).
+_WARN_LISTED = 5
+
+# Positions (in the caller's input) of the texts cut during one ``transform``.
+# ``_encode`` may run several times per call (the cache hands it batches of
+# unknown texts); the warning comes once, at the end of the call.
+_TRUNCATED: ContextVar[list | None] = ContextVar("sktransfer_truncated", default=None)
 
 
 class TextEncoder(BaseEncoder):
@@ -46,7 +59,26 @@ class TextEncoder(BaseEncoder):
     max_length : int or None, default=None
         Truncate texts to this many tokens. ``None`` keeps the model's own
         limit (256 for all-MiniLM-L6-v2); it cannot exceed the model's
-        position embeddings.
+        position embeddings (512 for all-MiniLM-L6-v2).
+    long_texts : {"truncate", "chunk"}, default="truncate"
+        What happens to texts longer than the model's limit. "truncate": only
+        their first tokens are read (what sentence-transformers does), and a
+        ``TruncationWarning`` counts them, so texts that differ only after the
+        limit get the same row. "chunk": each long text is split into
+        overlapping windows of the model's length (counted in tokens), every
+        window is encoded and the windows are pooled into one row (see
+        ``chunk_pooling``). Texts within the limit give exactly the same row
+        either way.
+    chunk_overlap : float in [0, 1), default=0.25
+        With ``long_texts="chunk"``: the share of a window's tokens that the
+        next window reads again, so that a sentence cut by one window's end is
+        read whole by the next.
+    chunk_pooling : {"token_weighted", "mean"}, default="token_weighted"
+        With ``long_texts="chunk"``: how the windows of a text become one row.
+        "token_weighted" weighs each window by its number of tokens (a short
+        last window counts less); "mean" weighs the windows equally. The pooled
+        row is scaled back to unit length when ``normalize=True`` or when the
+        model itself normalises its embeddings (all-MiniLM-L6-v2 does).
     on_missing : {"raise", "empty"}, default="raise"
         What to do with ``None`` / NaN / ``pd.NA`` entries. "raise" reports
         their positions; "empty" encodes them as the empty string "" (so the
@@ -109,6 +141,11 @@ class TextEncoder(BaseEncoder):
     Pickling a fitted encoder stores the model reference and parameters, not
     the weights; the model is reloaded on first use after unpickling.
 
+    With ``long_texts="truncate"``, one ``TruncationWarning`` per ``transform``
+    counts the distinct texts that were cut and gives their first positions.
+    It counts the texts encoded by that call: texts served from the embedding
+    cache were counted when they were first encoded.
+
     Examples
     --------
     >>> from sktransfer import TextEncoder
@@ -126,6 +163,9 @@ class TextEncoder(BaseEncoder):
         "device": [str],
         "normalize": ["boolean"],
         "max_length": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "long_texts": [StrOptions({"truncate", "chunk"})],
+        "chunk_overlap": [Interval(numbers.Real, 0, 1, closed="left")],
+        "chunk_pooling": [StrOptions({"token_weighted", "mean"})],
         "on_missing": [StrOptions({"raise", "empty"})],
         "progress": ["boolean", StrOptions({"auto"})],
         "revision": [str, None],
@@ -146,6 +186,9 @@ class TextEncoder(BaseEncoder):
         device: str = "auto",
         normalize: bool = False,
         max_length: int | None = None,
+        long_texts: str = "truncate",
+        chunk_overlap: float = 0.25,
+        chunk_pooling: str = "token_weighted",
         on_missing: str = "raise",
         progress: bool | str = "auto",
         revision: str | None = None,
@@ -158,6 +201,9 @@ class TextEncoder(BaseEncoder):
         self.device = device
         self.normalize = normalize
         self.max_length = max_length
+        self.long_texts = long_texts
+        self.chunk_overlap = chunk_overlap
+        self.chunk_pooling = chunk_pooling
         self.on_missing = on_missing
         self.progress = progress
         self.revision = revision
@@ -173,6 +219,19 @@ class TextEncoder(BaseEncoder):
 
     # The weights' content is hashed into the model fingerprint (see _base).
     _weights_params = ("model",)
+
+    # Settings that only matter when long texts are chunked.
+    _chunk_params = ("long_texts", "chunk_overlap", "chunk_pooling")
+
+    def _output_params(self) -> dict:
+        params = super()._output_params()
+        if params.get("long_texts") == "truncate":
+            # Truncation reads none of the chunking settings. Leaving them out
+            # keeps the cache keys of truncating encoders what they were before
+            # chunking existed, so stored embeddings stay valid.
+            for name in self._chunk_params:
+                params.pop(name, None)
+        return params
 
     # ---------------------------------------------------------------- hooks
     def _load_model(self, device):
@@ -197,34 +256,101 @@ class TextEncoder(BaseEncoder):
         return text.encode("utf-8", "surrogatepass")
 
     def _encode(self, texts, failed, labels=None):
-        import torch
-        from sentence_transformers.util import batch_to_device
-
         network = self.model_
         # Duplicates are encoded once; `inverse` maps every input back to its row.
         unique, inverse = _unique_with_inverse(texts)
-        lengths = _token_lengths(network, unique)
+        chunk = self.long_texts == "chunk"
+        # One tokenizer pass gives the batching order, the texts that exceed the
+        # limit and (when chunking) the windows of those texts.
+        counts = measure_tokens(network, unique, overlap=self.chunk_overlap if chunk else None)
+        if counts.windows:
+            embeddings = self._encode_windows(network, unique, counts)
+        else:
+            embeddings = self._forward(network, unique, counts.lengths)
+            if counts.truncated.any():
+                self._note_truncated(np.flatnonzero(counts.truncated), inverse, labels)
+        if len(unique) == len(texts):  # no duplicates: rows are already in input order
+            return embeddings
+        return embeddings[inverse]
+
+    def _forward(self, network, texts: list[str], lengths: np.ndarray) -> np.ndarray:
+        """Embeddings of ``texts`` (row i for text i), in batches sorted by token length."""
+        import torch
+        from sentence_transformers.util import batch_to_device
+
         # Longest first, so the first batch shows the peak memory at once, and
         # sorting by *token* length keeps padding (wasted work) small.
         order = np.argsort(-lengths, kind="stable")
-        embeddings = np.empty((len(unique), self.n_features_out_), dtype=np.float32)
-        starts = range(0, len(unique), self.batch_size)
-        if self._show_progress(len(unique)):
+        embeddings = np.empty((len(texts), self.n_features_out_), dtype=np.float32)
+        starts = range(0, len(texts), self.batch_size)
+        if self._show_progress(len(texts)):
             from tqdm.auto import tqdm
 
             starts = tqdm(starts, desc="TextEncoder", unit="batch")
         with torch.inference_mode(), autocast(self.precision_, self.device_):
             for start in starts:
                 rows = order[start : start + self.batch_size]
-                features = network.preprocess([unique[i] for i in rows])
+                features = network.preprocess([texts[i] for i in rows])
                 features = batch_to_device(features, self.device_)
                 out = network(features)["sentence_embedding"]
                 if self.normalize:
                     out = torch.nn.functional.normalize(out, p=2, dim=1)
                 embeddings[rows] = out.float().cpu().numpy()
-        if len(unique) == len(texts):  # no duplicates: rows are already in input order
-            return embeddings
-        return embeddings[inverse]
+        return embeddings
+
+    def _encode_windows(self, network, texts: list[str], counts: TokenCounts) -> np.ndarray:
+        """Encode every long text as its windows and pool them into the text's row.
+
+        The windows join the short texts in the same length-sorted batches; a
+        short text is one piece and its row is its embedding, untouched.
+        """
+        pieces = list(texts)
+        lengths = list(counts.lengths)
+        groups: dict[int, tuple[list[int], list[int]]] = {}
+        for i, windows in counts.windows.items():
+            rows = [i]
+            pieces[i], lengths[i] = windows[0].text, windows[0].length
+            for window in windows[1:]:
+                rows.append(len(pieces))
+                pieces.append(window.text)
+                lengths.append(window.length)
+            groups[i] = (rows, [window.n_tokens for window in windows])
+        encoded = self._forward(network, pieces, np.asarray(lengths, dtype=np.int64))
+        out = encoded[: len(texts)].copy()
+        unit_length = self.normalize or _normalizes(network)
+        for i, (rows, n_tokens) in groups.items():
+            if self.chunk_pooling == "token_weighted":
+                weights = np.asarray(n_tokens, dtype=np.float64)
+            else:
+                weights = np.ones(len(rows), dtype=np.float64)
+            pooled = weights @ encoded[rows].astype(np.float64) / weights.sum()
+            if unit_length:
+                norm = np.linalg.norm(pooled)
+                pooled = pooled / norm if norm > 0 else pooled
+            out[i] = pooled
+        return out
+
+    def _note_truncated(self, truncated: np.ndarray, inverse: np.ndarray, labels) -> None:
+        """Record where the cut texts are in the caller's input (first occurrence each)."""
+        found = _TRUNCATED.get()
+        if found is None:  # _encode called outside transform: nobody to tell
+            return
+        first = np.unique(inverse, return_index=True)[1]  # distinct text -> first position
+        positions = first[truncated].tolist()
+        found.extend(positions if labels is None else [labels[i] for i in positions])
+
+    @contextlib.contextmanager
+    def _inference_context(self):
+        """The base settings, and one ``TruncationWarning`` for the whole ``transform``."""
+        found: list[int] = []
+        token = _TRUNCATED.set(found)
+        try:
+            with super()._inference_context():
+                yield
+        finally:
+            _TRUNCATED.reset(token)
+        if found:
+            warn_truncated("TextEncoder", sorted(found), self.model_, encoder=True)
 
 
 # ------------------------------------------------------------------ helpers
@@ -256,28 +382,187 @@ def _position_limit(network) -> int | None:
 # whole data set (ids, offsets, masks of every text) costs ~7 KiB per sentence of
 # peak memory, 138 MiB for 20,000 tweets; chunks keep that bounded.
 _LENGTH_CHUNK = 1024
+# Whole long texts with their character offsets (a pair per token, no truncation)
+# cost far more per text; windows are found in smaller slices.
+_WINDOW_CHUNK = 64
 
 
-def _token_lengths(network, texts: list[str]) -> np.ndarray:
-    """Token count of every text (after truncation); character count if unknown."""
+@dataclass
+class Window:
+    """One window of a long text: its text, its text tokens, and what the model reads."""
+
+    text: str
+    n_tokens: int  # tokens of the text in the window
+    length: int  # with the model's special tokens: the batching key
+
+
+@dataclass
+class TokenCounts:
+    """What one tokenizer pass says about a list of texts.
+
+    ``lengths`` are token counts as the model reads them (at most its limit:
+    the key of length-sorted batching), ``truncated`` marks the texts longer
+    than the limit, and ``windows`` holds, when asked for, the windows of
+    each such text (by its index).
+    """
+
+    lengths: np.ndarray
+    truncated: np.ndarray
+    windows: dict[int, list[Window]] = field(default_factory=dict)
+
+
+def measure_tokens(network, texts: list[str], *, overlap: float | None = None) -> TokenCounts:
+    """Token counts of ``texts`` for ``network``, and which texts exceed its limit.
+
+    The texts are tokenized once, in slices (bounded memory). Without
+    ``overlap`` each text is tokenized up to one token past the model's limit
+    (enough to tell that it is too long). With ``overlap`` (a share of the
+    window, as ``TextEncoder.chunk_overlap``) texts are tokenized whole and each
+    one longer than the limit is split into windows (:func:`split_windows`).
+    A model without a usable tokenizer gets character counts (an ordering
+    only; nothing is reported as cut), unless windows were asked for.
+    """
+    limit = getattr(network, "max_seq_length", None)
     tokenizer = getattr(network, "tokenizer", None)
-    if tokenizer is not None and callable(tokenizer):
-        try:
-            lengths = np.empty(len(texts), dtype=np.int64)
-            for start in range(0, len(texts), _LENGTH_CHUNK):
+    if tokenizer is None or not callable(tokenizer):
+        if overlap is not None:
+            raise ValueError(
+                "long_texts='chunk' splits texts by tokens, but this model has no tokenizer "
+                "that sktransfer can call; use long_texts='truncate'."
+            )
+        return _character_counts(texts)
+    lengths = np.empty(len(texts), dtype=np.int64)
+    windows: dict[int, list[Window]] = {}
+    step = _LENGTH_CHUNK if overlap is None else _WINDOW_CHUNK
+    try:
+        for start in range(0, len(texts), step):
+            part = texts[start : start + step]
+            if overlap is None or limit is None:
                 encoded = tokenizer(
-                    texts[start : start + _LENGTH_CHUNK],
+                    part,
                     add_special_tokens=True,
                     truncation=True,
-                    max_length=network.max_seq_length,
+                    # One token past the limit tells a text that was cut from one that fits.
+                    max_length=None if limit is None else limit + 1,
                     return_attention_mask=False,
                     return_token_type_ids=False,
                 )["input_ids"]
                 lengths[start : start + len(encoded)] = [len(ids) for ids in encoded]
-            return lengths
-        except Exception:  # noqa: BLE001 - fall back to a cheaper ordering
-            pass
-    return np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+                continue
+            encoded = _tokenize_whole(tokenizer, part)
+            for j, ids in enumerate(encoded["input_ids"]):
+                lengths[start + j] = len(ids)
+                if len(ids) > limit:
+                    windows[start + j] = split_windows(
+                        part[j], encoded, j, tokenizer, limit, overlap
+                    )
+    except Exception:
+        if overlap is not None:
+            raise
+        return _character_counts(texts)  # a tokenizer we cannot drive: a cheaper ordering
+    if limit is None:
+        return TokenCounts(lengths, np.zeros(len(texts), dtype=bool))
+    return TokenCounts(np.minimum(lengths, limit), lengths > limit, windows)
+
+
+def _character_counts(texts: list[str]) -> TokenCounts:
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    return TokenCounts(lengths, np.zeros(len(texts), dtype=bool))
+
+
+def _tokenize_whole(tokenizer, texts: list[str]):
+    """Token ids of whole texts, which tokens are special, and (fast tokenizers) offsets."""
+    common = dict(
+        add_special_tokens=True,
+        truncation=False,
+        return_special_tokens_mask=True,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        verbose=False,  # no "sequence longer than the model" message: windows handle it
+    )
+    try:
+        return tokenizer(texts, return_offsets_mapping=True, **common)
+    except NotImplementedError:  # a pure-Python tokenizer: windows are decoded from the ids
+        return tokenizer(texts, **common)
+
+
+def split_windows(text: str, encoded, j: int, tokenizer, limit: int, overlap: float):
+    """The windows of text ``j`` of a batch tokenized by :func:`_tokenize_whole`.
+
+    A window holds ``limit`` minus the special tokens of text tokens; each
+    next window starts ``round((1 - overlap) * size)`` tokens later (at least
+    one), and the last one ends with the text. A window's text is the slice of
+    the original text from its first token to its last (from the tokenizer's
+    character offsets), so the model reads it through its usual preprocessing.
+    """
+    ids = encoded["input_ids"][j]
+    special = encoded["special_tokens_mask"][j]
+    content = [k for k, is_special in enumerate(special) if not is_special]
+    n_special = len(ids) - len(content)
+    size = max(1, limit - n_special)
+    step = max(1, size - int(round(overlap * size)))
+    offsets = encoded["offset_mapping"][j] if "offset_mapping" in encoded else None
+    windows = []
+    start = 0
+    while True:
+        end = min(start + size, len(content))
+        tokens = content[start:end]
+        if offsets is not None:
+            piece = text[offsets[tokens[0]][0] : offsets[tokens[-1]][1]]
+        else:
+            piece = tokenizer.decode([ids[k] for k in tokens])
+        windows.append(Window(piece, end - start, end - start + n_special))
+        if end >= len(content):
+            return windows
+        start += step
+
+
+def _normalizes(network) -> bool:
+    """Whether the model's last module scales embeddings to unit length."""
+    children = getattr(network, "children", None)
+    modules = list(children()) if callable(children) else []
+    return bool(modules) and type(modules[-1]).__name__ == "Normalize"
+
+
+def _token_lengths(network, texts: list[str]) -> np.ndarray:
+    """Token count of every text (after truncation); character count if unknown."""
+    return measure_tokens(network, texts).lengths
+
+
+def warn_truncated(owner: str, positions: list[int], network, *, encoder: bool) -> None:
+    """One ``TruncationWarning``: how many texts were cut, where, and what to do.
+
+    ``positions`` are 0-based positions in the caller's input (one per distinct
+    text). ``encoder`` says whether the remedy is ``TextEncoder``'s chunking
+    (else the fine-tuners' advice).
+    """
+    limit = network.max_seq_length
+    readable = _position_limit(network)
+    more_room = readable is not None and readable > limit
+    n = len(positions)
+    shown = ", ".join(str(p) for p in positions[:_WARN_LISTED])
+    more = f" and {n - _WARN_LISTED} more" if n > _WARN_LISTED else ""
+    if encoder:
+        remedy = (
+            "Pass long_texts='chunk' to encode long texts whole (overlapping windows pooled "
+            "into one row)"
+        )
+        if more_room:
+            remedy += f", or raise max_length (this model reads up to {readable} tokens)"
+    else:
+        remedy = "Split long texts into parts"
+        if more_room:
+            remedy = f"Raise max_length (this model reads up to {readable} tokens), or split them"
+        remedy += (
+            "; TextEncoder(long_texts='chunk') features with a linear model read long texts whole"
+        )
+    message = (
+        f"{owner}: {n} {'text was' if n == 1 else 'texts were'} longer than the model's limit "
+        f"of {limit} tokens and cut to it (position{'' if n == 1 else 's'} {shown}{more}); "
+        f"texts that differ only after their first {limit} tokens are read as the same text. "
+        f"{remedy}."
+    )
+    warnings.warn(message, TruncationWarning, stacklevel=outside_stacklevel())
 
 
 def _unique_with_inverse(texts: list[str]) -> tuple[list[str], np.ndarray]:

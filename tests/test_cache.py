@@ -113,7 +113,13 @@ def test_changing_the_output_does_not_change_the_cache(tiny_text_model, tmp_path
 
 @pytest.mark.parametrize(
     ("param", "value"),
-    [("max_length", 6), ("normalize", True), ("revision", "v2"), ("precision", "bfloat16")],
+    [
+        ("max_length", 6),
+        ("normalize", True),
+        ("revision", "v2"),
+        ("precision", "bfloat16"),
+        ("long_texts", "chunk"),
+    ],
 )
 def test_output_affecting_parameters_miss(tiny_text_model, param, value, monkeypatch):
     X, _ = text_samples(12)

@@ -1,6 +1,6 @@
 """The pretrained bodies the fine-tuning estimators train: one small backend per modality.
 
-A backend knows five things about its kind of model, and nothing about training:
+A backend knows six things about its kind of model, and nothing about training:
 
 ``check_X(X) -> list``
     Validate the container of samples; one item per sample.
@@ -17,6 +17,8 @@ A backend knows five things about its kind of model, and nothing about training:
 ``inference_batches(items, batch_size) -> iterator of (positions, batch)``
     Batches for prediction, in any order; ``positions`` says which items each
     batch holds.
+``warn_if_truncated(items, owner)``
+    Warn when items will be cut to fit the body (texts beyond the token limit).
 
 plus ``to_device(batch, device)`` and ``save_body`` / ``load_saved_body`` for
 :meth:`save` / :meth:`load`.
@@ -33,7 +35,13 @@ from torch import nn
 
 from sktransfer._hub import create_timm_model, load_sentence_transformer
 from sktransfer._image_io import as_image_list, iter_decoded_batches, to_rgb
-from sktransfer.text import _token_lengths, apply_max_length, check_texts
+from sktransfer.text import (
+    _token_lengths,
+    apply_max_length,
+    check_texts,
+    measure_tokens,
+    warn_truncated,
+)
 
 # ------------------------------------------------------------------ the net
 
@@ -106,6 +114,18 @@ class TextBackend:
 
     def check_X(self, X) -> list:
         return check_texts(X)
+
+    def warn_if_truncated(self, items: list, owner: str) -> None:
+        """One ``TruncationWarning`` when texts exceed the body's token limit.
+
+        Training batches (``collate``) and prediction batches are cut to
+        ``max_seq_length`` tokens by sentence-transformers; this says so, with
+        the count and the first positions. Needs the loaded body.
+        """
+        counts = measure_tokens(self._st, items)
+        if counts.truncated.any():
+            positions = np.flatnonzero(counts.truncated).tolist()
+            warn_truncated(owner, positions, self._st, encoder=False)
 
     def load(self, device: str, pretrained: bool = True):
         st, source, reference = load_sentence_transformer(
@@ -252,6 +272,9 @@ class ImageBackend:
     def check_X(self, X) -> list:
         # Each item keeps its position, for errors raised later while decoding.
         return [_AtPosition(i, item) for i, item in enumerate(as_image_list(X))]
+
+    def warn_if_truncated(self, items: list, owner: str) -> None:
+        """Images are resized to the input size, never cut: nothing to report."""
 
     def load(self, device: str, pretrained: bool = True):
         model, source, reference = create_timm_model(

@@ -26,11 +26,16 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from sktransfer._device import device_after_unpickling, resolve_device
 from sktransfer._hub import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL
 from sktransfer._precision import PRECISIONS, autocast, resolve_precision
-from sktransfer.exceptions import InvalidInputError
+from sktransfer._warn import outside_stacklevel
+from sktransfer.exceptions import InvalidInputError, UnderfitWarning
 
 __all__ = ["TextClassifier", "TextRegressor", "ImageClassifier", "ImageRegressor"]
 
 _MAX_LISTED = 10
+
+# A loss within this share of the constant baseline's counts as no better (see
+# _FineTuneClassifier._warn_if_not_learned).
+_LOSS_MARGIN = 0.02
 
 _COMMON_CONSTRAINTS = {
     "model": [str],
@@ -142,6 +147,9 @@ class _FineTuneEstimator(BaseEstimator):
             return self.validation_metric
         return "accuracy" if self._is_classifier else "r2"
 
+    def _warn_if_not_learned(self, train, valid) -> None:
+        """Warn when the fitted model does no better than a constant (hook: classifiers)."""
+
     # ----------------------------------------------------------------- fit
     def fit(self, X, y, sample_weight=None):
         """Fine-tune the pretrained body and a new head on ``(X, y)``.
@@ -199,6 +207,7 @@ class _FineTuneEstimator(BaseEstimator):
         metric_name = self._validation_metric()
         with _seeded(seed, device):
             body, source, reference = backend.load(device)
+            backend.warn_if_truncated(items, type(self).__name__)
             blocks = backend.blocks(body)
             block_of = {f"body.{name}": i for i, names in enumerate(blocks) for name in names}
             n_outputs = targets.shape[1] if targets.ndim == 2 else len(self.classes_)
@@ -252,6 +261,7 @@ class _FineTuneEstimator(BaseEstimator):
         self.n_epochs_ = len(history)
         del loop
         _release_memory(device)
+        self._warn_if_not_learned(train, valid)
         return self
 
     def _split(self, items, targets, y_metric, weights, stratify, seed):
@@ -304,6 +314,7 @@ class _FineTuneEstimator(BaseEstimator):
         items = self._backend.check_X(X)
         if len(items) == 0:
             return np.empty((0, net.head.out_features), dtype=np.float32)
+        self._backend.warn_if_truncated(items, type(self).__name__)
         with autocast(self.precision_, self.device_):
             return predict_outputs(net, self._backend, items, self.batch_size, self.device_)
 
@@ -459,6 +470,59 @@ class _FineTuneClassifier(ClassifierMixin, _FineTuneEstimator):
             return F.cross_entropy(outputs, targets, reduction="none")
 
         return loss
+
+    def _warn_if_not_learned(self, train, valid) -> None:
+        """Warn (``UnderfitWarning``) when training did no better than one constant answer.
+
+        Judged on what training already measured, so no sample runs through
+        the network again: the validation score of the kept epoch (with
+        ``early_stopping``), else the training loss of the last epoch. The
+        baseline is the best constant prediction on the same samples under the
+        same weights: always the most frequent class (accuracy; a classifier
+        that predicts one class only never beats it), or the class frequencies
+        (log-loss). A loss within ``_LOSS_MARGIN`` of the baseline counts as no
+        better: the training loss is averaged over an epoch that starts from a
+        random head.
+        """
+        if valid is not None:
+            score = self.history_[self.best_epoch_ - 1]["valid_score"]
+            metric, split = self.validation_metric_, valid
+            where = f"its validation split ({len(valid.y)} samples)"
+        else:
+            score = self.history_[-1]["train_loss"]
+            metric, split = "log_loss", train
+            where = "its training data (loss of the last epoch)"
+        weights = split.weights.numpy().astype(np.float64)
+        shares = np.bincount(split.y, weights=weights, minlength=len(self.classes_))
+        shares = shares / shares.sum()
+        top = int(np.argmax(shares))
+        if metric == "accuracy":
+            if score > shares[top] + 1e-9:
+                return
+            label = self.classes_[top]
+            label = label.item() if isinstance(label, np.generic) else label  # 0, not np.int64(0)
+            verdict = (
+                f"accuracy {score:.3f} is no better than always predicting the class "
+                f"{label!r} ({shares[top]:.3f})"
+            )
+        else:
+            present = shares[shares > 0]
+            baseline = float(-(present * np.log(present)).sum())
+            if score < baseline * (1 - _LOSS_MARGIN):
+                return
+            verdict = (
+                f"log-loss {score:.3f} is no lower than that of predicting the class "
+                f"frequencies ({baseline:.3f})"
+            )
+        encoder = type(self).__name__.replace("Classifier", "Encoder")
+        warnings.warn(
+            f"{type(self).__name__} did not learn: on {where}, its {verdict}. Try more "
+            f"epochs (now {self.epochs}), a higher learning_rate (now {self.learning_rate:g}) "
+            "or more trainable_blocks; frozen features with a linear model are a strong "
+            f"baseline: make_pipeline({encoder}(), LogisticRegression()).",
+            UnderfitWarning,
+            stacklevel=outside_stacklevel(),
+        )
 
     def decision_function(self, X) -> np.ndarray:
         """Logits: shape (n_samples,) for two classes (positive class), else (n_samples, n_classes).
@@ -776,7 +840,9 @@ _TEXT_PARAMS = """
         A sentence-transformers model: Hub id or local folder (the default
         also resolves to the copy installed by ``sktransfer[offline]``).
     max_length : int or None, default=None
-        Truncate texts to this many tokens (``None``: the model's limit)."""
+        Truncate texts to this many tokens (``None``: the model's limit).
+        ``fit`` and the predict methods warn (``TruncationWarning``) when
+        texts are longer, with their count and first positions."""
 
 _IMAGE_PARAMS = """
     model : str, default="tf_efficientnet_lite0"
@@ -798,7 +864,10 @@ _IMAGE_PARAMS = """
 
 _CLASSIFIER_PARAMS = """
     validation_metric : {"auto", "accuracy", "log_loss"}, default="auto"
-        What early stopping monitors ("auto": accuracy).
+        What early stopping monitors ("auto": accuracy). At the end of ``fit``
+        the kept epoch's score (without early stopping: the last epoch's
+        training loss) is compared with the best constant prediction; a model
+        no better than it gives an ``UnderfitWarning`` saying what to try.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss, as in scikit-learn (multiplied
         with ``sample_weight``)."""
