@@ -23,6 +23,8 @@ _LAZY = {
     "TextRegressor": "sktransfer.finetune",
     "ImageClassifier": "sktransfer.finetune",
     "ImageRegressor": "sktransfer.finetune",
+    "TransferReport": "sktransfer.report",
+    "transfer_report": "sktransfer.report",
 }
 
 __all__ = [
@@ -32,14 +34,18 @@ __all__ = [
     "TextClassifier",
     "TextEncoder",
     "TextRegressor",
+    "TransferReport",
     "datasets",
     "exceptions",
     "finetune",
+    "report",
+    "transfer_report",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
     from sktransfer.finetune import ImageClassifier, ImageRegressor, TextClassifier, TextRegressor
     from sktransfer.image import ImageEncoder
+    from sktransfer.report import TransferReport, transfer_report
     from sktransfer.text import TextEncoder
 
 
@@ -48,7 +54,7 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
-    if name in ("datasets", "exceptions", "finetune"):
+    if name in ("datasets", "exceptions", "finetune", "report"):
         return importlib.import_module(f"sktransfer.{name}")
     raise AttributeError(f"module 'sktransfer' has no attribute {name!r}")
 

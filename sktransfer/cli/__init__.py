@@ -14,7 +14,9 @@ import importlib
 import sys
 
 # command name -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "report": ("sktransfer.cli._report", "does transfer help on this data? (a transfer report)"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
