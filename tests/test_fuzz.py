@@ -254,7 +254,11 @@ def text_encoders(text_model):
     on_missing=st.sampled_from(["raise", "empty"]),
 )
 @example(  # the reported case: a lone surrogate in a Series with its own index
-    data=(pd.Series(["ok", "bad \ud800"], index=["a", "b"]), ["ok", "bad \ud800"], "series"),
+    data=(
+        pd.Series(["ok", "bad \ud800"], index=["a", "b"], dtype=object),
+        ["ok", "bad \ud800"],
+        "series",
+    ),
     cache="memory",
     on_missing="raise",
 )
@@ -569,7 +573,9 @@ def image_classifier(image_weights):
 
 
 @given(data=text_inputs())
-@example(data=(pd.Series(["good", "\udfff"], index=[9, 8]), ["good", "\udfff"], "series"))
+@example(
+    data=(pd.Series(["good", "\udfff"], index=[9, 8], dtype=object), ["good", "\udfff"], "series")
+)
 @example(data=(("a\x00b", "\u202e", ""), ("a\x00b", "\u202e", ""), "tuple"))
 @limited
 def test_text_classifier_predict_rows_match_alone(text_classifier, data):

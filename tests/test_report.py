@@ -318,3 +318,35 @@ def test_dataframe_errors_name_the_columns():
 def test_missing_texts_are_named():
     with pytest.raises(InvalidInputError, match=r"1 missing or non-text entries \(positions 2\)"):
         transfer_report(["a", "b", None, "d"], [0, 1, 0, 1])
+
+
+def test_parallel_splits_give_the_same_scores(lexicon):
+    rng = np.random.default_rng(4)
+    words = _nonsense_words(60, rng)
+    lexicon.update((w, i % 2) for i, w in enumerate(words))
+    y = np.array([lexicon[w] for w in words])
+    texts = [f"it is {w}" for w in words]
+    kwargs = {"candidates": {"lexicon": lexicon_encoder()}, "cv": 3, "n_repeats": 1}
+    one = transfer_report(texts, y, random_state=0, **kwargs)
+    two = transfer_report(texts, y, random_state=0, n_jobs=2, **kwargs)
+    pd.testing.assert_frame_equal(one.scores_, two.scores_)
+
+
+# One epoch on 20 texts learns little; that is not what this test is about.
+@pytest.mark.filterwarnings("ignore::sktransfer.exceptions.UnderfitWarning")
+def test_finetuning_candidates_on_request(tiny_text_model):
+    texts, y = unreadable_signal(n=40)
+    report = transfer_report(
+        texts,
+        y,
+        candidates=[tiny_text_model],
+        finetune={"epochs": 1, "batch_size": 8},
+        combine=False,
+        cv=2,
+        n_repeats=1,
+        random_state=0,
+    )
+    tuned = report.results_[report.results_["kind"] == "fine-tuned"]
+    assert list(tuned.index) == ["st fine-tuned"]
+    assert report.estimators_["st fine-tuned"].get_params()["epochs"] == 1
+    assert tuned["verdict"].iloc[0] in ("negative transfer", "no evidence either way")

@@ -83,6 +83,10 @@ class TransferReport:
         The cross-validation scheme, in words.
     elapsed_s_ : float
         Wall time of the whole report.
+    timings_ : dict of str to float
+        Wall time of each phase, in seconds: "baselines" (their splits),
+        "encoding" (the frozen encoders' one pass, model loading included),
+        "candidates" (the other candidates' splits), "learning_curves".
 
     Examples
     --------
@@ -567,6 +571,7 @@ def transfer_report(
     threads = n_jobs not in (None, 1) and (cache == "memory")
     backend = _threads_backend() if threads else contextlib.nullcontext()
     per_split: dict[str, tuple] = {}
+    started_work = time.perf_counter()
     try:
         with backend:
             for cand in scratch:
@@ -582,9 +587,12 @@ def transfer_report(
             others = pretrained + combined + tuned
             everyone = scratch + others
             C.unique_names(everyone)
+            t_encode = time.perf_counter()
             encode_s = _encode_once(others, X, bar, show)
+            t_others = time.perf_counter()
             for cand in others:
                 per_split[cand.name] = _cross_validate(cand, X, y, splits, scorer, n_jobs, bar)
+            t_curves = time.perf_counter()
             curves = None
             if train_sizes is not None:
                 curves = {
@@ -595,6 +603,13 @@ def transfer_report(
                 }
     finally:
         bar.close()
+    t_end = time.perf_counter()
+    timings = {
+        "baselines": t_encode - started_work,
+        "encoding": t_others - t_encode,
+        "candidates": t_curves - t_others,
+        "learning_curves": t_end - t_curves,
+    }
 
     ratio = _mean_ratio(splits)
     ref_scores = per_split[reference.name][0]
@@ -656,6 +671,7 @@ def transfer_report(
         confidence_=confidence,
         cv_description_=cv_description,
         elapsed_s_=time.perf_counter() - started,
+        timings_=timings,
     )
 
 
