@@ -17,6 +17,7 @@ __version__ = "0.1.0.dev0"
 
 # public name -> module that defines it
 _LAZY = {
+    "FewShotTextClassifier": "sktransfer._fewshot",
     "TextEncoder": "sktransfer.text",
     "ImageEncoder": "sktransfer.image",
     "TextClassifier": "sktransfer.finetune",
@@ -28,6 +29,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "FewShotTextClassifier",
     "ImageClassifier",
     "ImageEncoder",
     "ImageRegressor",
@@ -43,6 +45,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from sktransfer._fewshot import FewShotTextClassifier
     from sktransfer.finetune import ImageClassifier, ImageRegressor, TextClassifier, TextRegressor
     from sktransfer.image import ImageEncoder
     from sktransfer.report import TransferReport, transfer_report

@@ -90,6 +90,12 @@ def case(request, tiny_text_model, tiny_image_weights):
         X, y = text_samples(16)
         est = getattr(sktransfer, name)(tiny_text_model, **_FINETUNE)
         return est, X, _finetune_targets(name, y), {"trainable_blocks": [0, 1]}
+    if name == "FewShotTextClassifier":
+        X, y = text_samples(16)
+        est = sktransfer.FewShotTextClassifier(
+            tiny_text_model, batch_size=8, learning_rate=1e-3, pairs_per_sample=4, random_state=0
+        )
+        return est, X, _finetune_targets(name, y), {"loss": ["cosine", "contrastive"]}
     if name in ("ImageClassifier", "ImageRegressor"):
         X, y = image_samples(16, size=24)
         est = getattr(sktransfer, name)(
@@ -114,7 +120,7 @@ def test_discovery_finds_the_encoders():
 
 def test_discovery_finds_the_fine_tuners():
     expected = {"TextClassifier", "TextRegressor", "ImageClassifier", "ImageRegressor"}
-    assert expected <= set(PREDICTORS)
+    assert expected | {"FewShotTextClassifier"} <= set(PREDICTORS)
 
 
 # sklearn's checks that need no tabular data (parametrize_with_checks would

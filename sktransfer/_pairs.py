@@ -1,0 +1,117 @@
+"""Pairs for contrastive training, sampled in O(pairs): never all n² of them.
+
+A contrastive step encodes a small set of sentences once and scores pairs
+*among them*: a batch of ``B`` sentences holds up to ``B(B-1)/2`` pairs for the
+price of ``B`` encodings, where a list of independent pairs costs two
+encodings per pair. :func:`plan_pair_batches` draws those sets:
+
+- each batch takes ``K`` samples from each of ``P`` classes (``P * K`` about
+  ``batch_size``), the classes visited in a shuffled cycle and each class's
+  samples in a shuffled cycle, so every sample is used about equally often;
+- within a batch it keeps as many positive pairs (same class) as negative
+  pairs (different classes), drawn at random among the batch's own pairs;
+- the plan holds exactly ``min(n_pairs, what the data allows)`` pairs, never
+  more, in memory proportional to that number plus the samples (a batch's own
+  pairs are enumerated, at most ``batch_size²``, whatever the data size).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["PairBatch", "plan_pair_batches"]
+
+
+@dataclass(frozen=True)
+class PairBatch:
+    """One optimisation step: the samples it encodes and the pairs it scores.
+
+    ``rows`` are sample indices (distinct); ``left`` / ``right`` index into
+    ``rows``; ``same`` says whether a pair is positive (same class).
+    """
+
+    rows: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    same: np.ndarray
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.left)
+
+
+def samples_per_class(n_classes: int, batch_size: int) -> int:
+    """``K``: samples a batch takes from each of its classes (at least 2, for positives)."""
+    return max(2, batch_size // max(n_classes, 1))
+
+
+def plan_pair_batches(
+    codes: np.ndarray, n_pairs: int, batch_size: int, rng: np.random.Generator
+) -> list[PairBatch]:
+    """Batches of samples and balanced pairs among them, ``n_pairs`` pairs in all at most.
+
+    Parameters
+    ----------
+    codes : ndarray of int, shape (n_samples,)
+        Class code of every sample (0 .. n_classes-1); every class needs at
+        least 2 samples.
+    n_pairs : int
+        Pairs wanted. The plan holds at most this many; fewer only when a
+        batch of the data can hold no balanced pair at all.
+    batch_size : int
+        Samples encoded per batch (at least 2).
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    list of PairBatch
+        Each with as many positive as negative pairs.
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    counts = np.bincount(codes)
+    n_classes = len(counts)
+    if n_classes < 2 or counts.min() < 2:
+        raise ValueError("plan_pair_batches needs >= 2 classes of >= 2 samples each")
+    batch_size = max(2, int(batch_size))
+    k = samples_per_class(n_classes, batch_size)
+    p = max(2, min(n_classes, batch_size // k))  # classes per batch: negatives need two
+    # Members of every class in a shuffled order, one array: class c is
+    # members[starts[c]:starts[c + 1]]; a cursor per class walks it cyclically.
+    members = np.lexsort((rng.random(len(codes)), codes))
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    cursor = np.zeros(n_classes, dtype=np.int64)
+    class_cycle = rng.permutation(n_classes)
+    class_pos = 0
+
+    batches: list[PairBatch] = []
+    remaining = int(n_pairs) // 2 * 2  # balanced: an even number
+    while remaining >= 2:
+        chosen = []
+        for _ in range(p):
+            if class_pos == n_classes:
+                class_cycle, class_pos = rng.permutation(n_classes), 0
+            c = int(class_cycle[class_pos])
+            class_pos += 1
+            take = min(k, int(counts[c]))
+            idx = (cursor[c] + np.arange(take)) % counts[c]
+            cursor[c] = (cursor[c] + take) % counts[c]
+            chosen.append(members[starts[c] + idx])
+        rows = np.concatenate(chosen)
+        _, first = np.unique(rows, return_index=True)  # a class met twice in one batch
+        rows = rows[np.sort(first)]
+        labels = codes[rows]
+        left, right = np.triu_indices(len(rows), k=1)
+        same = labels[left] == labels[right]
+        pos, neg = np.flatnonzero(same), np.flatnonzero(~same)
+        half = min(len(pos), len(neg), remaining // 2)
+        if half == 0:  # pragma: no cover - every batch has 2 classes of >= 2 samples
+            break
+        pick = np.concatenate(
+            [rng.choice(pos, half, replace=False), rng.choice(neg, half, replace=False)]
+        )
+        pick = pick[rng.permutation(len(pick))]
+        batches.append(PairBatch(rows, left[pick], right[pick], same[pick]))
+        remaining -= 2 * half
+    return batches
