@@ -45,7 +45,8 @@ def _head_has(method: str):
     """``available_if`` check: the (fitted, else given) head has ``method``."""
 
     def check(self) -> bool:
-        head = getattr(self, "head_", None) or self.head
+        head = getattr(self, "head_", None)
+        head = self.head if head is None else head
         if head is None:  # the default head, LogisticRegression, has every method
             return True
         return hasattr(head, method)
@@ -98,7 +99,7 @@ class FewShotTextClassifier(ClassifierMixin, BaseEstimator):
     max_length : int or None, default=None
         Truncate texts to this many tokens, in training and in prediction
         (``None``: the model's limit). Shorter is faster.
-    pairs_per_sample : float, default=20
+    pairs_per_sample : float, default=60
         Pairs scored per training text and epoch: ``pairs_per_sample *
         n_samples`` pairs, half positive and half negative (capped by
         ``max_pairs``).
@@ -230,7 +231,7 @@ class FewShotTextClassifier(ClassifierMixin, BaseEstimator):
         *,
         head=None,
         max_length: int | None = None,
-        pairs_per_sample: float = 20,
+        pairs_per_sample: float = 60,
         max_pairs: int | None = None,
         loss: str = "cosine",
         margin: float = 0.5,
