@@ -150,17 +150,26 @@ def _workers_together(jobs: list[dict]) -> list[dict]:
     return results
 
 
-def run(cfg: dict, log=print) -> dict:
+def run(cfg: dict, log=print, on_cell=None) -> dict:
     """Every cell: the systems side by side (``together``) or one after the other.
 
     Either way each fit has its own fresh process, and the systems of a cell run
     under the same load: at the same time, or one after the other in an order
     that rotates with the seed.
     """
+    pairs = []
+    p = cfg["pairs"]
+    for n_classes in p["n_classes"]:
+        for system in ("setfit", "ours"):
+            job = {"mode": "pairs", "system": system, **p, "n_classes": n_classes}
+            r = _worker(job)
+            pairs.append({"system": system, "n_classes": n_classes, **r})
+            log(f"  pairs {system:6s} classes={n_classes} {r}")
     cells = []
-    for task in cfg["tasks"]:
-        for n in cfg["n_per_class"]:
-            for seed in range(cfg["seeds"]):
+    # Seed after seed: a run stopped early still covers every task and N.
+    for seed in range(cfg["seeds"]):
+        for task in cfg["tasks"]:
+            for n in cfg["n_per_class"]:
                 systems = list(cfg["systems"])
                 k = seed % len(systems)
                 systems = systems[k:] + systems[:k]
@@ -188,16 +197,8 @@ def run(cfg: dict, log=print) -> dict:
                         f"acc={r['accuracy']:.3f} fit={r['fit_s']:.1f}s"
                     )
                 cells.append(cell)
-    pairs = []
-    p = cfg["pairs"]
-    for n_classes in p["n_classes"]:
-        for system in ("setfit", "ours"):
-            job = {"mode": "pairs", "system": system, "n_classes": n_classes, **p}
-            job.pop("n_classes")
-            job["n_classes"] = n_classes
-            r = _worker(job)
-            pairs.append({"system": system, "n_classes": n_classes, **r})
-            log(f"  pairs {system:6s} classes={n_classes} {r}")
+                if on_cell is not None:
+                    on_cell({"cells": cells, "pairs": pairs, "config": cfg})
     return {"cells": cells, "pairs": pairs, "config": cfg}
 
 
@@ -325,6 +326,11 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     parser.add_argument("--sizes", default=None, help="JSON overriding keys of FULL")
     parser.add_argument("--output", default=None, help="markdown document to write into")
+    parser.add_argument(
+        "--render",
+        default=None,
+        help="write the tables of a run that was stopped early, from its fewshot-partial.json",
+    )
     args = parser.parse_args(argv)
     sizes = dict(QUICK if args.quick else FULL)
     if args.sizes:
@@ -336,25 +342,45 @@ def main(argv=None) -> None:
         output = _common.ROOT / "build" / "fewshot.md"
     from benchmarks.run import code_hash
 
-    code = code_hash()
-    started = time.perf_counter()
-    result = run(sizes, log=lambda line: print(line, flush=True))
     command = "python -m benchmarks.fewshot" + "".join(
         f" {shlex.quote(a)}" for a in (argv if argv is not None else sys.argv[1:])
     )
+    if args.render:
+        saved = json.loads(Path(args.render).read_text())
+        result = {k: saved[k] for k in ("cells", "pairs", "config")}
+        cfg = result["config"]
+        total = cfg["seeds"] * len(cfg["tasks"]) * len(cfg["n_per_class"])
+        code, minutes = saved["code"], saved["minutes"]
+        command = (
+            f"{saved['command']}` stopped after {len(result['cells'])} of {total} cells, "
+            f"tables written by `{command}"
+        )
+        result["config"] = {**cfg, "seeds": max(c["seed"] for c in result["cells"]) + 1}
+    else:
+        code = code_hash()
+        started = time.perf_counter()
+        partial = output.parent / "fewshot-partial.json"
+        partial.parent.mkdir(parents=True, exist_ok=True)
+
+        def keep(result: dict) -> None:  # a run cut short still leaves its cells
+            minutes = (time.perf_counter() - started) / 60
+            record = {**result, "code": code, "command": command, "minutes": minutes}
+            partial.write_text(json.dumps(record, indent=1))
+
+        result = run(sizes, log=lambda line: print(line, flush=True), on_cell=keep)
+        minutes = (time.perf_counter() - started) / 60
     meta = {
         **_common.machine_info(),
         "command": command,
         "code": code,
         "date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        "total_minutes": (time.perf_counter() - started) / 60,
+        "total_minutes": minutes,
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     text = target.read_text() if target.exists() else ""
     if output != target and output.exists():
         text = output.read_text()
-    content = render(result, meta)
-    output.write_text(md.replace_block(text, "fewshot", content))
+    output.write_text(md.replace_block(text, "fewshot", render(result, meta)))
     (output.parent / "fewshot-result.json").write_text(json.dumps(result, indent=1))
     print(f"wrote {output}")
 
