@@ -248,7 +248,8 @@ def render_accuracy(result: dict) -> str:
                     acc["ours"]
                 ) > statistics.fmean(acc["frozen"])
                 met = verdict != "worse" and ratio <= 0.5 and above_frozen
-                row += [verdict, f"{ratio:.2f}×", "yes" if met else "**no**"]
+                judged = "not judged (one seed)" if verdict == "one seed" else None
+                row += [verdict, f"{ratio:.2f}×", judged or ("yes" if met else "**no**")]
             rows.append(row)
     return md.table(header, rows)
 
@@ -286,7 +287,7 @@ def render(result: dict, meta: dict) -> str:
         "rotating with the seed)"
     )
     intro = (
-        f"VADER, {len(cfg['tasks'])} tasks, N labelled sentences per class, "
+        f"VADER, {len(cfg['tasks'])} task(s), N labelled sentences per class, "
         f"{cfg['seeds']} seed(s) of the labelled sample, one fixed test set of "
         f"{cfg['n_test']} sentences per task; accuracy mean ± sd over the seeds and the "
         "training time (pretrained weights on disk to a fitted classifier). Every system "
