@@ -35,6 +35,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from sktransfer import _dask
 from sktransfer import cache as _cache
 from sktransfer._device import device_after_unpickling, resolve_device
 from sktransfer._malloc import tune_malloc
@@ -175,6 +176,8 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         self
         """
         self._validate_params()
+        if _dask.is_dask_collection(X):  # only its columns are checked: nothing is computed
+            X = _dask.fit_input(X)
         if X is not None:
             self._prepare_input(X)
             self._remember_input_columns(X)
@@ -206,6 +209,8 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
             Row *i* is the embedding of sample *i*.
         """
         check_is_fitted(self)
+        if _dask.is_dask_collection(X):  # lazy: one task per partition
+            return _dask.transform(self, X)
         self._check_input_columns(X)
         items = self._prepare_input(X)
         if len(items) == 0:

