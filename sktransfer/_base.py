@@ -201,7 +201,8 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : sequence of samples
-            See the class docstring for the accepted types.
+            See the class docstring for the accepted types. A dask collection
+            gives a lazy dask array instead (see docs/scale.md).
 
         Returns
         -------

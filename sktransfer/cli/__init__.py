@@ -15,6 +15,10 @@ import sys
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "embed": (
+        "sktransfer.cli._embed",
+        "embed a CSV/Parquet column or a folder of images into Parquet, streaming and resumable",
+    ),
     "report": ("sktransfer.cli._report", "does transfer help on this data? (a transfer report)"),
 }
 
