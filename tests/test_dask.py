@@ -27,24 +27,41 @@ from sktransfer import ImageEncoder, TextEncoder
 from sktransfer.exceptions import InvalidInputError
 from tests.conftest import image_samples, text_samples
 
-# Bounds every wait on the cluster, so a broken cluster fails the test instead of hanging it.
-WAIT_S = 180
+# Bounds every wait on the cluster, so a broken cluster fails the test instead of hanging it
+# (generous: a loaded 2-core machine takes minutes to import torch in two new processes).
+WAIT_S = 600
+
+
+# Generous timeouts: on a loaded 2-core machine a worker process takes long to start.
+PATIENT = {
+    "distributed.comm.timeouts.connect": f"{WAIT_S}s",
+    "distributed.comm.timeouts.tcp": f"{WAIT_S}s",
+}
 
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        # torch in each worker gets one of the two cores.
-        env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-    )
-    with distributed.Client(cluster, timeout=WAIT_S) as c:
+    with (
+        dask.config.set(PATIENT),
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            # torch in each worker gets one of the two cores.
+            env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+        ) as cluster,
+        distributed.Client(cluster, timeout=WAIT_S) as c,
+    ):
+        c.run(_import_the_encoders)  # the slow imports, before any test's clock
         yield c
-    cluster.close()
+
+
+def _import_the_encoders():
+    import sentence_transformers  # noqa: F401
+
+    import sktransfer.text  # noqa: F401
 
 
 # --- installed in the worker processes by Client.run ------------------------
@@ -139,6 +156,20 @@ def test_every_dask_collection_gives_the_in_process_rows(client, counted, tiny_t
     for worker, c in counts.items():
         # loaded once by the first of its tasks, reused by every later one
         assert c["loads"] == (1 if c["encodes"] else 0), (worker, c)
+
+
+def test_a_directory_cache_is_filled_by_the_workers(client, counted, tiny_text_model, tmp_path):
+    from sktransfer.cache import cache_info
+
+    texts = _texts(20)
+    enc = TextEncoder(tiny_text_model, progress=False, cache=str(tmp_path), n_threads=1).fit()
+    lazy = enc.transform(db.from_sequence(texts, npartitions=4))
+    got = client.compute(lazy).result(timeout=WAIT_S)
+    assert sum(c["encodes"] for c in counted().values()) >= 4  # one per partition at least
+    assert cache_info(str(tmp_path)).entries == 20  # the workers wrote every vector
+    # here, every row now comes from the store the workers filled: nothing is encoded
+    assert_same_rows(enc.transform(texts), got)
+    assert cache_info(str(tmp_path)).misses == 0
 
 
 def test_a_dask_array_keeps_its_known_row_counts(tiny_text_model):
