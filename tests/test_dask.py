@@ -36,6 +36,7 @@ WAIT_S = 600
 PATIENT = {
     "distributed.comm.timeouts.connect": f"{WAIT_S}s",
     "distributed.comm.timeouts.tcp": f"{WAIT_S}s",
+    "distributed.scheduler.worker-ttl": f"{2 * WAIT_S}s",
 }
 
 
@@ -54,7 +55,10 @@ def client():
         ) as cluster,
         distributed.Client(cluster, timeout=WAIT_S) as c,
     ):
-        c.run(_import_the_encoders)  # the slow imports, before any test's clock
+        # The slow imports, before any test's clock; as tasks (Client.run would block the
+        # workers' event loops, and so their heartbeats, for as long as the imports take).
+        for worker in c.scheduler_info(n_workers=-1)["workers"]:
+            c.submit(_import_the_encoders, workers=[worker], pure=False).result(timeout=WAIT_S)
         yield c
 
 
