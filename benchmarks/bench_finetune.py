@@ -308,7 +308,7 @@ def _plain_epochs(backend, items, targets, params: dict, epochs: int, seed: int,
     import torch
     import torch.nn.functional as F
 
-    from sktransfer.finetune._bodies import FineTuneNet
+    from sktransfer.finetune._net import FineTuneNet
 
     torch.manual_seed(seed)
     body, _, _ = backend.load(device)
@@ -421,13 +421,13 @@ def bench_loop(sizes: dict, image_size: int) -> list[list[str]]:
     params = TEXT_FINETUNE
     estimator = TextClassifier(**params, device=device)
     label = f"TextClassifier ({_settings(params | {'epochs': epochs})})"
-    backend = estimator._make_backend()  # the backend fit builds: same preprocessing
+    backend = estimator._make_adapter()  # the adapter fit builds: same preprocessing
     rows.append(_loop_row(label, estimator, backend, texts, labels, params, epochs, device))
 
     images = load_fashion_mnist(subset="train", n_samples=n, random_state=0)
     params = IMAGE_FINETUNE
     estimator = ImageClassifier(**params, image_size=image_size, device=device)
-    backend = estimator._make_backend()
+    backend = estimator._make_adapter()
     label = f"ImageClassifier ({_settings(params | {'epochs': epochs})}, image_size={image_size})"
     items = list(images.images)
     rows.append(_loop_row(label, estimator, backend, items, images.target, params, epochs, device))

@@ -326,7 +326,7 @@ def test_pickle_stores_cpu_tensors_and_no_live_network(make, cls):
     X, y = toy_data(cls, 8)
     est = make(cls, epochs=1).fit(X, y)
     state = est.__getstate__()
-    assert "_net" not in state and "_backend" not in state
+    assert "_net" not in state and "_adapter" not in state
     tensors = state["_net_state"]
     assert tensors and all(t.device.type == "cpu" for t in tensors.values())
     assert all(isinstance(t, torch.Tensor) for t in tensors.values())
@@ -465,13 +465,13 @@ def test_gpu_memory_is_released_after_a_fit_and_cpu_fits_skip_the_full_collectio
 
     import torch
 
-    from sktransfer.finetune import _estimators
+    from sktransfer.finetune import _base
 
     calls = []
     monkeypatch.setattr(gc, "collect", lambda *a: calls.append("gc") or 0)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append("empty_cache"))
-    _estimators._release_memory("cpu")
-    _estimators._release_memory(None)
+    _base._release_memory("cpu")
+    _base._release_memory(None)
     assert calls == []
-    _estimators._release_memory("cuda:0")
+    _base._release_memory("cuda:0")
     assert calls == ["gc", "empty_cache"]

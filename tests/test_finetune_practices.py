@@ -16,11 +16,10 @@ from safetensors.torch import load_file
 from sklearn.utils.class_weight import compute_sample_weight
 from torch import nn
 
-from sktransfer.finetune import ImageClassifier, ImageRegressor, TextClassifier, _estimators
-from sktransfer.finetune._bodies import ImageBackend
+from sktransfer.finetune import ImageClassifier, ImageRegressor, TextClassifier, _metrics
+from sktransfer.finetune._bodies import ImageAdapter
+from sktransfer.finetune._callbacks import EarlyStopping, FreezeSchedule
 from sktransfer.finetune._loop import (
-    EarlyStopping,
-    FreezeSchedule,
     TrainingLoop,
     layer_decay_groups,
     warmup_then_linear_decay,
@@ -65,7 +64,7 @@ def test_frozen_image_blocks_keep_weights_and_batchnorm_statistics(tiny_image_we
     pretrained = load_file(tiny_image_weights)
     body = est._net.body
     state = body.state_dict()
-    blocks = est._backend.blocks(body)
+    blocks = est._adapter.blocks(body)
     assert len(blocks) == est.n_blocks_ > trainable
     lowest = est.n_blocks_ - trainable
     block_of = block_of_entries(state, blocks)
@@ -91,7 +90,7 @@ def test_frozen_text_blocks_keep_their_weights(tiny_text_model, trainable):
     state = est._net.body.state_dict()
     assert state.keys() == pretrained.keys()
     params = dict(est._net.body.named_parameters())
-    blocks = est._backend.blocks(est._net.body)
+    blocks = est._adapter.blocks(est._net.body)
     lowest = est.n_blocks_ - trainable
     for block, names in enumerate(blocks):
         same = [torch.equal(params[n], pretrained[n]) for n in names]
@@ -160,7 +159,7 @@ def test_gradual_unfreezing_opens_one_block_every_n_epochs(tiny_text_model, monk
     assert [record["trainable_blocks"] for record in est.history_] == [0, 0, 1, 1, 2]
     assert [s[1] for s in seen] == [{"head"}, {"head"}, {"head", 2}, {"head", 2}, {"head", 1, 2}]
     pretrained = pretrained_text_body(tiny_text_model)
-    blocks = est._backend.blocks(est._net.body)
+    blocks = est._adapter.blocks(est._net.body)
 
     def untouched(state, block):
         return all(torch.equal(state[n], pretrained[n]) for n in blocks[block])
@@ -360,7 +359,7 @@ def test_validation_split_is_stratified_seeded_and_held_out(tiny_text_model, mon
         metric_calls.append((outputs.shape, y_valid))
         return 0.5
 
-    monkeypatch.setitem(_estimators._METRICS, "accuracy", accuracy)
+    monkeypatch.setitem(_metrics.METRICS, "accuracy", accuracy)
     params = {"trainable_blocks": 0, "epochs": 1, "early_stopping": True}
     for seed in (0, 0, 1):
         text_estimator(
@@ -452,7 +451,7 @@ def test_negative_sample_weight_is_refused(tiny_text_model):
 # ------------------------------------------------------------------ augmentation
 def spy_on_batches(monkeypatch) -> list[tuple[bool, list, torch.Tensor]]:
     batches = []
-    original = ImageBackend.collate
+    original = ImageAdapter.collate
 
     def collate(self, items, training):
         out = original(self, items, training)
@@ -461,7 +460,7 @@ def spy_on_batches(monkeypatch) -> list[tuple[bool, list, torch.Tensor]]:
         batches.append((training, [array.tobytes() for array in arrays], out.clone()))
         return out
 
-    monkeypatch.setattr(ImageBackend, "collate", collate)
+    monkeypatch.setattr(ImageAdapter, "collate", collate)
     return batches
 
 
@@ -497,7 +496,7 @@ def test_augmentation_changes_training_batches_only(tiny_image_weights, monkeypa
         for key, tensor in zip(keys, tensors, strict=True):
             seen.setdefault(key, []).append(tensor)
     assert len(seen) == 8 and all(len(views) == 3 for views in seen.values())
-    eval_batch = est._backend.collate(X, training=False)
+    eval_batch = est._adapter.collate(X, training=False)
     plain = {x.tobytes(): t for x, t in zip(X, eval_batch, strict=True)}
     for key, views in seen.items():
         same_as_plain = [torch.equal(view, plain[key]) for view in views]

@@ -18,7 +18,7 @@ import tqdm.auto
 import tqdm.std
 from sklearn.utils._param_validation import InvalidParameterError
 
-from sktransfer.finetune import ImageClassifier, TextClassifier, _loop
+from sktransfer.finetune import ImageClassifier, TextClassifier, _callbacks, _loop
 from tests.finetune_helpers import (
     image_estimator,
     one_torch_thread,  # noqa: F401  (an autouse fixture)
@@ -101,13 +101,13 @@ def test_the_bar_counts_validation_batches_when_the_body_trains(tiny_image_weigh
 
 
 def test_a_bar_that_early_stopping_cuts_short_ends_full(tiny_text_model, bars, monkeypatch):
-    original = _loop.EarlyStopping.update
+    original = _callbacks.EarlyStopping.update
 
     def stop_after_two_epochs(self, epoch, score, net):
         original(self, epoch, score, net)
         return epoch >= 1
 
-    monkeypatch.setattr(_loop.EarlyStopping, "update", stop_after_two_epochs)
+    monkeypatch.setattr(_callbacks.EarlyStopping, "update", stop_after_two_epochs)
     X, y = toy_texts(40)
     est = text_estimator(
         TextClassifier,
@@ -181,12 +181,12 @@ def test_auto_prints_nothing_where_nobody_watches(tiny_text_model, capfd):
 def test_auto_shows_the_bar_after_a_delay_where_someone_watches(
     tiny_text_model, bars, monkeypatch, watching
 ):
-    monkeypatch.setattr(_loop, "someone_watching", lambda: watching)
+    monkeypatch.setattr(_callbacks, "someone_watching", lambda: watching)
     X, y = toy_texts(16)
     text_estimator(TextClassifier, tiny_text_model, epochs=2, verbose="auto").fit(X, y)
     if watching:
         (bar,) = bars
-        assert bar["delay"] == _loop.AUTO_PROGRESS_DELAY == 2.0
+        assert bar["delay"] == _callbacks.AUTO_PROGRESS_DELAY == 2.0
         assert bar["n"] == bar["total"]
     else:
         assert bars == []
@@ -199,9 +199,9 @@ def test_someone_watching_a_terminal_or_a_notebook(monkeypatch):
 
     monkeypatch.delitem(sys.modules, "IPython", raising=False)
     monkeypatch.setattr(sys, "stderr", io.StringIO())  # a log file, a pipe
-    assert not _loop.someone_watching()
+    assert not _callbacks.someone_watching()
     monkeypatch.setattr(sys, "stderr", Terminal())
-    assert _loop.someone_watching()
+    assert _callbacks.someone_watching()
     monkeypatch.setattr(sys, "stderr", io.StringIO())
 
     class ZMQInteractiveShell:
@@ -213,7 +213,7 @@ def test_someone_watching_a_terminal_or_a_notebook(monkeypatch):
     for shell, expected in ((None, False), (object(), False), (ColabShell(), True)):
         ipython = types.SimpleNamespace(get_ipython=lambda shell=shell: shell)
         monkeypatch.setitem(sys.modules, "IPython", ipython)
-        assert _loop.someone_watching() is expected
+        assert _callbacks.someone_watching() is expected
 
 
 @pytest.mark.parametrize("verbose", ["loud", -1, 0.5])
@@ -227,13 +227,13 @@ def test_verbose_is_validated_in_fit(tiny_text_model, verbose):
 def test_the_bar_total_formula_matches_the_batches(tiny_text_model, monkeypatch):
     """n_batches agrees with the batches the loop runs, for uneven splits too."""
     counted = []
-    original = _loop.TrainingProgress.close
+    original = _callbacks.TrainingProgress.close
 
     def close(progress, finished):
         counted.append((progress.bar.total, progress.bar.n))
         original(progress, finished)
 
-    monkeypatch.setattr(_loop.TrainingProgress, "close", close)
+    monkeypatch.setattr(_callbacks.TrainingProgress, "close", close)
     monkeypatch.setattr(tqdm.auto, "tqdm", RecordingBar)
     X, y = toy_texts(23)
     for blocks in (0, 1):

@@ -6,14 +6,10 @@
 written by their ``save`` method.
 """
 
-from sktransfer.finetune._estimators import (
-    ImageClassifier,
-    ImageRegressor,
-    TextClassifier,
-    TextRegressor,
-)
+from sktransfer.finetune._image import ImageClassifier, ImageRegressor
 from sktransfer.finetune._io import load
 from sktransfer.finetune._plot import plot_history
+from sktransfer.finetune._text import TextClassifier, TextRegressor
 
 __all__ = [
     "ImageClassifier",

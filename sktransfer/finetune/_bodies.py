@@ -43,45 +43,6 @@ from sktransfer.text import (
     warn_truncated,
 )
 
-# ------------------------------------------------------------------ the net
-
-
-class FineTuneNet(nn.Module):
-    """A pretrained body, dropout and a new linear head."""
-
-    def __init__(self, body: nn.Module, n_outputs: int, head_dropout: float = 0.0):
-        super().__init__()
-        self.body = body
-        self.dropout = nn.Dropout(head_dropout)
-        self.head = nn.Linear(body.num_features, n_outputs)
-
-    def forward(self, batch):
-        return self.head(self.dropout(self.body(batch)))
-
-
-def group_of_modules(net: nn.Module, block_of: dict[str, int]) -> dict[str, int]:
-    """Block of every module that lies wholly inside one block.
-
-    A module whose parameters all belong to one block gets that block; a
-    module without parameters (dropout, drop-path, activation) inherits the
-    block of its nearest ancestor that has one. Containers spanning blocks
-    are left out.
-    """
-    found: dict[str, int | None] = {}
-    for name, module in net.named_modules():
-        prefix = f"{name}." if name else ""
-        names = (prefix + p for p, _ in module.named_parameters())
-        blocks = {block_of[n] for n in names if n in block_of}
-        if len(blocks) == 1:
-            found[name] = blocks.pop()
-        elif blocks:
-            found[name] = None
-        else:  # no parameters: take the nearest ancestor's block
-            parent = name.rpartition(".")[0] if "." in name else ""
-            found[name] = found.get(parent) if name else None
-    return {name: block for name, block in found.items() if block is not None}
-
-
 # --------------------------------------------------------------------- text
 
 
@@ -100,7 +61,7 @@ class SentenceTransformerBody(nn.Module):
         return self.st(features)["sentence_embedding"]
 
 
-class TextBackend:
+class TextAdapter:
     """Hooks for sentence-transformers bodies."""
 
     kind = "text"
@@ -241,7 +202,7 @@ def _unwrap(items: list) -> tuple[list, list[int]]:
     return values, positions
 
 
-class ImageBackend:
+class ImageAdapter:
     """Hooks for timm bodies."""
 
     kind = "image"

@@ -42,17 +42,6 @@ _FITTED = (
 )
 
 
-def _classes():
-    from sktransfer.finetune._estimators import (
-        ImageClassifier,
-        ImageRegressor,
-        TextClassifier,
-        TextRegressor,
-    )
-
-    return {c.__name__: c for c in (TextClassifier, TextRegressor, ImageClassifier, ImageRegressor)}
-
-
 def _jsonable(value):
     if isinstance(value, dict):
         return {"__pairs__": [[_jsonable(k), _jsonable(v)] for k, v in value.items()]}
@@ -79,7 +68,7 @@ def save_estimator(estimator, path) -> None:
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     net = estimator._network()
-    backend = estimator._backend
+    adapter = estimator._adapter
     fitted = {n: _jsonable(getattr(estimator, n)) for n in _FITTED if hasattr(estimator, n)}
     if hasattr(estimator, "classes_"):
         fitted["classes_"] = {
@@ -101,8 +90,8 @@ def save_estimator(estimator, path) -> None:
     }
     state = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
     with quiet_libraries():  # no "Writing model shards" bar from the libraries
-        if backend.kind == "text":
-            backend.save_body(net.body, folder)
+        if adapter.kind == "text":
+            adapter.save_body(net.body, folder)
             state = {k: v for k, v in state.items() if not k.startswith("body.")}
         save_file(state, str(folder / "weights.safetensors"))
     (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
@@ -366,7 +355,8 @@ def load_estimator(path, *, device: str, expected=None):
     """
     from sktransfer._device import resolve_device
     from sktransfer._precision import resolve_precision
-    from sktransfer.finetune._bodies import FineTuneNet
+    from sktransfer.finetune._net import rebuild_network
+    from sktransfer.finetune._registry import estimator_class
 
     folder = Path(path)
     config_file = folder / "config.json"
@@ -381,8 +371,7 @@ def load_estimator(path, *, device: str, expected=None):
             f"(format {config.get('format')!r}, version {config.get('format_version')!r})."
         )
     _check_keys(config_file, "", config, _TOP_KEYS)
-    classes = _classes()
-    cls = classes.get(config["class"]) if isinstance(config["class"], str) else None
+    cls = estimator_class(config["class"])
     if cls is None or (expected is not None and not issubclass(cls, expected)):
         wanted = expected.__name__ if expected is not None else "a fine-tuning estimator"
         raise SavedModelError(
@@ -413,27 +402,32 @@ def load_estimator(path, *, device: str, expected=None):
         estimator.y_scale_ = np.asarray(fitted["y_scale_"], dtype=np.float64)
         estimator._y_1d = fitted["y_1d"]
     device = resolve_device(device)
-    backend = estimator._make_backend()
-    if backend.kind == "text":
+    adapter = estimator._make_adapter()
+    if adapter.kind == "text":
         body_files, body_shapes = _text_body_shapes(folder)
     try:
         with quiet_libraries():
-            body = backend.load_saved_body(folder, device)
+            body = adapter.load_saved_body(folder, device)
     except Exception as exc:
-        where = folder / "body" if backend.kind == "text" else config_file
+        where = folder / "body" if adapter.kind == "text" else config_file
         raise _bad(where, "body", f"the network cannot be rebuilt ({exc})") from exc
-    if backend.kind == "text":
+    if adapter.kind == "text":
         _check_text_body(body_files, body_shapes, body)
-    net = FineTuneNet(body, n_outputs, estimator.head_dropout)
-    wanted = net.state_dict()
-    if backend.kind == "text":  # the body's weights live in body/
-        wanted = {k: v for k, v in wanted.items() if not k.startswith("body.")}
-    _check_state(weights_file, state, wanted)
-    net.load_state_dict(state, strict=backend.kind != "text")
-    for param in net.parameters():
-        param.requires_grad_(False)
-    estimator._net = net.to(device).eval()
-    estimator._backend = backend
+
+    def check(wanted: dict) -> None:
+        if adapter.kind == "text":  # the body's weights live in body/
+            wanted = {k: v for k, v in wanted.items() if not k.startswith("body.")}
+        _check_state(weights_file, state, wanted)
+
+    estimator._net = rebuild_network(
+        body,
+        state,
+        device,
+        estimator.head_dropout,
+        check=check,
+        strict=adapter.kind != "text",
+    )
+    estimator._adapter = adapter
     estimator.device_ = device
     estimator.precision_ = resolve_precision(estimator.precision, device, owner=config["class"])
     return estimator

@@ -1,19 +1,21 @@
 """The one training loop every fine-tuning estimator shares.
 
 ``TrainingLoop.fit -> run_epoch -> train_step`` (and ``validate``), each a small
-method with one job. The practices are small objects the loop consults:
-:class:`FreezeSchedule` (freezing and gradual unfreezing), :func:`layer_decay_groups`
-(discriminative learning rates), :func:`warmup_then_linear_decay` (the learning-rate
-schedule), :class:`EarlyStopping` (patience and best-weights restoring) and
-:class:`TrainingProgress` (what ``verbose`` shows). Text and image differ only in the
-backend that prepares batches (see ``_bodies.py``).
+method with one job, over batches that the modality's adapter prepares. What
+happens around the steps -- freezing and gradual unfreezing, early stopping,
+the progress bar, epoch lines -- are callbacks (``_callbacks.py``). The learning
+rates come from :func:`layer_decay_groups` (discriminative learning rates) and
+:func:`warmup_then_linear_decay` (the schedule).
+
+Head-only training without augmentation runs the frozen body once over the data
+(:meth:`TrainingLoop.use_body_features`); the epochs then train the same head
+over :class:`StoredFeatureBatches`, with the same steps.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,52 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sktransfer.finetune._bodies import group_of_modules
-
-# ---------------------------------------------------------------- freezing
-
-
-class FreezeSchedule:
-    """How many body blocks (counted from the top) train at each epoch.
-
-    Parameters
-    ----------
-    n_blocks : int
-        Blocks of the body. The head always trains.
-    trainable_blocks : int
-        Blocks that train from the first epoch (0 = head only).
-    unfreeze_every : int or None
-        Unfreeze one more block toward the input every this many epochs.
-    """
-
-    def __init__(self, n_blocks: int, trainable_blocks: int, unfreeze_every: int | None):
-        self.n_blocks = n_blocks
-        self.trainable_blocks = min(trainable_blocks, n_blocks)
-        self.unfreeze_every = unfreeze_every
-
-    def n_trainable(self, epoch: int) -> int:
-        extra = 0 if self.unfreeze_every is None else epoch // self.unfreeze_every
-        return min(self.n_blocks, self.trainable_blocks + extra)
-
-    def lowest_trainable(self, epoch: int) -> int:
-        """Index of the lowest trainable body block (``n_blocks`` = head only)."""
-        return self.n_blocks - self.n_trainable(epoch)
-
-    def apply(self, net: nn.Module, block_of: dict[str, int], epoch: int) -> None:
-        """Set ``requires_grad`` for this epoch's blocks (parameters outside the map train)."""
-        lowest = self.lowest_trainable(epoch)
-        for name, param in net.named_parameters():
-            param.requires_grad_(block_of.get(name, self.n_blocks) >= lowest)
-
-    def set_modes(self, net: nn.Module, module_block: dict[str, int], epoch: int) -> None:
-        """Put the net in training mode except frozen blocks (BatchNorm stats, dropout)."""
-        net.train()
-        lowest = self.lowest_trainable(epoch)
-        modules = dict(net.named_modules())
-        for name, block in module_block.items():
-            if block < lowest:
-                modules[name].train(False)
-
+from sktransfer.finetune._net import HeadOverFeatures, group_of_modules
 
 # ------------------------------------------------------ discriminative LRs
 
@@ -127,131 +84,6 @@ def warmup_then_linear_decay(total_steps: int, warmup_steps: int) -> Callable[[i
     return factor
 
 
-# ---------------------------------------------------------- early stopping
-
-
-class EarlyStopping:
-    """Stop after ``patience`` epochs without improvement; remember the best weights."""
-
-    def __init__(self, patience: int, greater_is_better: bool = True, tol: float = 0.0):
-        self.patience = patience
-        self.sign = 1.0 if greater_is_better else -1.0
-        self.tol = tol
-        self.best_score = -math.inf
-        self.best_epoch: int | None = None
-        self.best_state: dict | None = None
-        self.bad_epochs = 0
-
-    def update(self, epoch: int, score: float, net: nn.Module) -> bool:
-        """Record an epoch's score; return True when training should stop."""
-        signed = self.sign * score
-        if self.best_epoch is None or signed > self.best_score + self.tol:
-            self.best_score, self.best_epoch, self.bad_epochs = signed, epoch, 0
-            self.best_state = _cpu_copy(net)
-            return False
-        self.bad_epochs += 1
-        return self.bad_epochs >= self.patience
-
-    def restore(self, net: nn.Module) -> None:
-        if self.best_state is not None:
-            net.load_state_dict(self.best_state)
-
-
-def _cpu_copy(net: nn.Module) -> dict:
-    return {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
-
-
-# ---------------------------------------------------------------- progress
-
-# With verbose="auto", a fit's bar appears once the fit has run this long
-# (seconds): quick fits, such as most of a grid search's, stay silent.
-AUTO_PROGRESS_DELAY = 2.0
-
-
-def someone_watching() -> bool:
-    """Whether stderr is a terminal or the code runs in a Jupyter kernel."""
-    try:
-        if sys.stderr is not None and sys.stderr.isatty():
-            return True
-    except (AttributeError, ValueError):  # a replaced or closed stream
-        pass
-    ipython = sys.modules.get("IPython")
-    get_ipython = getattr(ipython, "get_ipython", None)
-    shell = get_ipython() if get_ipython is not None else None
-    # Jupyter, VS Code and Colab kernels all derive from ZMQInteractiveShell.
-    return shell is not None and any(
-        cls.__name__ == "ZMQInteractiveShell" for cls in type(shell).__mro__
-    )
-
-
-class TrainingProgress:
-    """What a fit shows while it runs, chosen by ``verbose``.
-
-    The bar counts every batch of the fit: the frozen body's pass over the
-    data when its features are computed once, then each epoch's training steps
-    and validation batches. Its label shows the epoch, the running training
-    loss and the last validation score.
-
-    - ``0``: nothing;
-    - ``"auto"``: the bar, on stderr when it is a terminal or in a notebook,
-      once the fit has run :data:`AUTO_PROGRESS_DELAY` seconds;
-    - ``1``: one line per epoch on stdout;
-    - ``2``: the bar from the start, wherever stderr goes, and the lines.
-    """
-
-    def __init__(self, verbose, *, total: int, epochs: int, description: str, metric_name: str):
-        if verbose == "auto":
-            self.lines, show_bar, delay = False, someone_watching(), AUTO_PROGRESS_DELAY
-        else:
-            level = int(verbose)
-            self.lines, show_bar, delay = level >= 1, level >= 2, 0.0
-        self.epochs = epochs
-        self.metric_name = metric_name
-        self.postfix: dict[str, str] = {}
-        self.bar = None
-        if show_bar:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(
-                total=total, desc=description, unit="batch", delay=delay, dynamic_ncols=True
-            )
-
-    def advance(self, n: int = 1) -> None:
-        """``n`` more batches of work done (pre-pass, training or validation)."""
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def step(self, epoch: int, running_loss: float) -> None:
-        """One training step of ``epoch`` (0-based) done."""
-        if self.bar is not None:
-            self.postfix["epoch"] = f"{epoch + 1}/{self.epochs}"
-            self.postfix["loss"] = f"{running_loss:.4f}"
-            # No refresh here: the bar redraws at its own pace (and not before its delay).
-            self.bar.set_postfix(self.postfix, refresh=False)
-            self.bar.update(1)
-
-    def end_epoch(self, record: dict) -> None:
-        score = record["valid_score"]
-        if self.bar is not None:
-            self.postfix["loss"] = f"{record['train_loss']:.4f}"
-            if score is not None:
-                self.postfix[self.metric_name] = f"{score:.4f}"
-            self.bar.set_postfix(self.postfix, refresh=False)
-        if self.lines:
-            line = format_record(record, self.metric_name)
-            if self.bar is not None:
-                self.bar.write(line, file=sys.stdout)  # above the bar, not through it
-            else:
-                print(line)  # noqa: T201 - verbose output is the point
-
-    def close(self, finished: bool) -> None:
-        """Close the bar; a ``finished`` fit that stopped early ends it at 100%."""
-        if self.bar is not None:
-            if finished and self.bar.n < self.bar.total:  # early stopping skipped epochs
-                self.bar.total = self.bar.n
-            self.bar.close()
-
-
 # -------------------------------------------------------------------- loop
 
 
@@ -266,9 +98,6 @@ class LoopConfig:
     max_grad_norm: float | None
     device: str
     amp_dtype: torch.dtype | None = None
-    verbose: int | str = 0
-    description: str = "fine-tuning"  # the progress bar's label
-    metric_name: str = "valid"  # the validation score's label
 
 
 @dataclass
@@ -281,57 +110,80 @@ class Split:
     y: np.ndarray  # targets as the metric wants them
 
 
+class StoredFeatureBatches:
+    """Batches of features the frozen body computed once (a tensor, row i for item i)."""
+
+    augments = False
+
+    @staticmethod
+    def collate(rows: list, training: bool) -> torch.Tensor:
+        return torch.stack(rows)
+
+    @staticmethod
+    def inference_batches(features: torch.Tensor, batch_size: int):
+        yield np.arange(len(features)), features  # one head pass over all of them
+
+    @staticmethod
+    def to_device(batch, device: str):
+        return batch.to(device)
+
+
 class TrainingLoop:
-    """Train ``net`` on one backend's batches. One object per ``fit``.
+    """Train ``net`` on one adapter's batches. One object per ``fit``.
 
     Parameters
     ----------
     net : FineTuneNet
-    backend : TextBackend or ImageBackend
+    adapter : the modality's adapter
         Prepares batches (``collate``, ``inference_batches``, ``to_device``).
     block_of : dict
         Block index of every body parameter name (as named in ``net``).
     n_blocks : int
     freeze : FreezeSchedule
+        Also one of ``callbacks``; the optimizer leaves out blocks it never unfreezes.
     loss_fn : callable
         ``(outputs, targets) -> per-sample losses``.
     metric : callable or None
         ``(outputs ndarray, y, weights) -> score`` on the validation split.
-    early_stopping : EarlyStopping or None
     config : LoopConfig
     generator : torch.Generator
         Shuffles the training data.
+    callbacks : list of Callback
+        Called in this order at every seam (see ``_callbacks.py``).
     """
 
     def __init__(
         self,
         net,
-        backend,
+        adapter,
         block_of,
         n_blocks,
         freeze,
         loss_fn,
         metric,
-        early_stopping,
         config,
         generator,
+        callbacks=(),
     ):
         self.net = net
-        self.backend = backend
+        self.adapter = adapter
         self.block_of = block_of
         self.n_blocks = n_blocks
         self.freeze = freeze
         self.loss_fn = loss_fn
         self.metric = metric
-        self.early_stopping = early_stopping
         self.config = config
         self.generator = generator
+        self.callbacks = list(callbacks)
         self.module_block = group_of_modules(net, block_of)
         self.history: list[dict] = []
-        # Silent until fit sets up the display that verbose asks for.
-        self.progress = TrainingProgress(
-            0, total=0, epochs=config.epochs, description="", metric_name=""
-        )
+        self.stop_training = False
+        # What the steps run and where their batches come from (see use_body_features).
+        self.trained, self.batches = net, adapter
+
+    def _call(self, hook: str, *args) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
 
     # ---------------------------------------------------------------- setup
     def _make_optimizer(self, n_steps_per_epoch: int) -> None:
@@ -364,32 +216,32 @@ class TrainingLoop:
         """True when no body block trains in any epoch (head-only training)."""
         return self.freeze.lowest_trainable(self.config.epochs - 1) >= self.n_blocks
 
-    def _use_body_features(self) -> None:
+    def use_body_features(self, train: Split, valid: Split | None):
         """Encode every sample with the frozen body once; epochs then train the head alone.
 
         Only when the body never trains and the training batches are the
         evaluation ones (no augmentation): the body is a fixed function then,
-        so running it every epoch would recompute the same features.
+        so running it every epoch would recompute the same features. Returns
+        the splits with the features as their items.
         """
         cfg = self.config
-        body = self.net.body
 
         def features(split: Split | None) -> Split | None:
             if split is None:
                 return None
             encoded = predict_outputs(
-                body,
-                self.backend,
+                self.net.body,
+                self.adapter,
                 split.items,
                 cfg.batch_size,
                 cfg.device,
                 cfg.amp_dtype,
-                on_batch=self.progress.advance,
+                on_batch=lambda n: self._call("on_batches", n),
             )
             return Split(torch.from_numpy(encoded), split.targets, split.weights, split.y)
 
-        self._train_features = features(self._train)
-        self._valid_features = features(self._valid)
+        self.trained, self.batches = HeadOverFeatures(self.net), StoredFeatureBatches()
+        return features(train), features(valid)
 
     # ------------------------------------------------------------------ fit
     def n_batches(self, train: Split, valid: Split | None) -> int:
@@ -407,33 +259,25 @@ class TrainingLoop:
         return n_train + n_valid + self.config.epochs * (n_train + (valid is not None))
 
     def fit(self, train: Split, valid: Split | None) -> list[dict]:
-        cfg = self.config
-        self.features_cached = self.body_always_frozen() and not self.backend.augments
-        self.progress = TrainingProgress(
-            cfg.verbose,
-            total=self.n_batches(train, valid),
-            epochs=cfg.epochs,
-            description=cfg.description,
-            metric_name=cfg.metric_name,
-        )
+        self.features_cached = self.body_always_frozen() and not self.adapter.augments
+        self._call("on_fit_begin", self.n_batches(train, valid))
         finished = False
         try:
-            history = self._fit(train, valid)
+            self._fit(train, valid)
             finished = True
         finally:
-            self.progress.close(finished)
-        return history
+            self._call("on_fit_end", finished)
+        self.net.eval()
+        return self.history
 
-    def _fit(self, train: Split, valid: Split | None) -> list[dict]:
+    def _fit(self, train: Split, valid: Split | None) -> None:
         n_steps = math.ceil(len(train.items) / self.config.batch_size)
         self.net.to(self.config.device)
         self._make_optimizer(n_steps)
-        self._train, self._valid = train, valid
         setup_time = 0.0
         if self.features_cached:
             start = time.perf_counter()
-            self._use_body_features()
-            train, valid = self._train_features, self._valid_features
+            train, valid = self.use_body_features(train, valid)
             setup_time = time.perf_counter() - start  # counted in the first epoch
         # Mean weight 1 over the training set: weights rescale, they do not shrink the loss.
         self.weight_scale = float(train.weights.mean())
@@ -443,19 +287,13 @@ class TrainingLoop:
                 record["train_time"] += setup_time
                 record["time"] += setup_time
             self.history.append(record)
-            self.progress.end_epoch(record)
-            if self.early_stopping is not None and record["valid_score"] is not None:
-                if self.early_stopping.update(epoch, record["valid_score"], self.net):
-                    break
-        if self.early_stopping is not None:
-            self.early_stopping.restore(self.net)
-        self.net.eval()
-        return self.history
+            self._call("on_epoch_end", epoch, record)
+            if self.stop_training:
+                break
 
     def run_epoch(self, epoch: int, train: Split, valid: Split | None) -> dict:
         start = time.perf_counter()
-        self.freeze.apply(self.net, self.block_of, epoch)
-        self.freeze.set_modes(self.net, self.module_block, epoch)
+        self._call("on_epoch_begin", epoch)
         order = torch.randperm(len(train.items), generator=self.generator).numpy()
         total_loss, total_weight = 0.0, 0.0
         for begin in range(0, len(order), self.config.batch_size):
@@ -463,18 +301,18 @@ class TrainingLoop:
             loss_sum, weight_sum = self.train_step(train, rows)
             total_loss += loss_sum
             total_weight += weight_sum
-            self.progress.step(epoch, total_loss / max(total_weight, 1e-12))
+            self._call("on_step_end", epoch, total_loss / max(total_weight, 1e-12))
         train_time = time.perf_counter() - start
         score = None if valid is None else self.validate(valid)
-        return {
+        record = {
             "epoch": epoch + 1,
             "train_loss": total_loss / max(total_weight, 1e-12),
             "valid_score": score,
-            "trainable_blocks": self.freeze.n_trainable(epoch),
-            "learning_rates": self.learning_rates_used(self.freeze.lowest_trainable(epoch)),
-            "train_time": train_time,
-            "time": time.perf_counter() - start,
         }
+        self._call("on_record", epoch, record)
+        record["train_time"] = train_time
+        record["time"] = time.perf_counter() - start
+        return record
 
     def train_step(self, train: Split, rows: np.ndarray) -> tuple[float, float]:
         """One optimisation step on the samples ``rows``.
@@ -482,15 +320,10 @@ class TrainingLoop:
         Returns the batch's weighted loss sum and weight sum (for the epoch's mean).
         """
         index = torch.from_numpy(rows)
-        if self.features_cached:  # the items are the frozen body's features
-            features = train.items[index].to(self.config.device)
-            with self._autocast():
-                outputs = self.net.head(self.net.dropout(features))
-        else:
-            batch = self.backend.collate([train.items[i] for i in rows], training=True)
-            batch = self.backend.to_device(batch, self.config.device)
-            with self._autocast():
-                outputs = self.net(batch)
+        batch = self.batches.collate([train.items[i] for i in rows], training=True)
+        batch = self.batches.to_device(batch, self.config.device)
+        with self._autocast():
+            outputs = self.trained(batch)
         targets = train.targets[index].to(self.config.device)
         weights = train.weights[index].to(self.config.device) / self.weight_scale
         losses = self.loss_fn(outputs.float(), targets)
@@ -512,23 +345,15 @@ class TrainingLoop:
 
     def validate(self, valid: Split) -> float:
         cfg = self.config
-        if self.features_cached:
-            was_training = self.net.training
-            self.net.eval()
-            with torch.inference_mode(), self._autocast():
-                outputs = self.net.head(valid.items.to(cfg.device)).float().cpu().numpy()
-            self.net.train(was_training)
-            self.progress.advance()  # one head pass over all the features
-        else:
-            outputs = predict_outputs(
-                self.net,
-                self.backend,
-                valid.items,
-                cfg.batch_size,
-                cfg.device,
-                cfg.amp_dtype,
-                on_batch=self.progress.advance,
-            )
+        outputs = predict_outputs(
+            self.trained,
+            self.batches,
+            valid.items,
+            cfg.batch_size,
+            cfg.device,
+            cfg.amp_dtype,
+            on_batch=lambda n: self._call("on_batches", n),
+        )
         return float(self.metric(outputs, valid.y, valid.weights.numpy()))
 
     def learning_rates_used(self, lowest_block: int = 0) -> dict[str, float]:
@@ -552,7 +377,7 @@ class TrainingLoop:
 
 
 def predict_outputs(
-    net, backend, items, batch_size, device, amp_dtype=None, on_batch=None
+    net, adapter, items, batch_size, device, amp_dtype=None, on_batch=None
 ) -> np.ndarray:
     """Raw outputs of ``net`` (eval mode, inference mode, batched), row i for item i.
 
@@ -568,8 +393,8 @@ def predict_outputs(
     )
     try:
         with torch.inference_mode(), autocast:
-            for rows, batch in backend.inference_batches(items, batch_size):
-                out = net(backend.to_device(batch, device))
+            for rows, batch in adapter.inference_batches(items, batch_size):
+                out = net(adapter.to_device(batch, device))
                 chunks.append(out.float().cpu().numpy())
                 positions.append(np.asarray(rows))
                 if on_batch is not None:
@@ -579,14 +404,3 @@ def predict_outputs(
     outputs = np.empty((len(items), chunks[0].shape[1]), dtype=np.float32)
     outputs[np.concatenate(positions)] = np.concatenate(chunks)
     return outputs
-
-
-def format_record(record: dict, metric_name: str = "valid") -> str:
-    """One epoch as a line: loss, validation score, trained blocks, head rate, seconds."""
-    score = record["valid_score"]
-    valid = "" if score is None else f"  {metric_name}={score:.4f}"
-    return (
-        f"epoch {record['epoch']:3d}  loss={record['train_loss']:.4f}{valid}  "
-        f"blocks={record['trainable_blocks']}  lr={record['learning_rates'].get('head', 0):.2e}  "
-        f"{record['time']:.1f}s"
-    )

@@ -1,0 +1,154 @@
+"""What the fine-tuned classifiers add to the base: labels, cross-entropy, probabilities."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy.special import log_softmax, softmax
+from sklearn.base import ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+
+from sktransfer._warn import outside_stacklevel
+from sktransfer.exceptions import UnderfitWarning
+from sktransfer.finetune._base import _FineTuneEstimator
+
+# A loss within this share of the constant baseline's counts as no better (see
+# _FineTuneClassifier._warn_if_not_learned).
+_LOSS_MARGIN = 0.02
+
+
+class _FineTuneClassifier(ClassifierMixin, _FineTuneEstimator):
+    _is_classifier = True
+
+    def _encode_targets(self, y):
+        if y.ndim != 1:
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = y[:, 0]
+            else:
+                raise ValueError(
+                    f"{type(self).__name__} expects 1-D class labels, got y of shape {y.shape}."
+                )
+        check_classification_targets(y)
+        classes, codes = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes in y; "
+                f"got only the class {classes[0]!r}."
+            )
+        self.classes_ = classes
+        return codes.astype(np.int64), codes, codes
+
+    def _loss_function(self):
+        import torch.nn.functional as F
+
+        def loss(outputs, targets):
+            return F.cross_entropy(outputs, targets, reduction="none")
+
+        return loss
+
+    def _warn_if_not_learned(self, train, valid) -> None:
+        """Warn (``UnderfitWarning``) when training did no better than one constant answer.
+
+        Judged on what training already measured, so no sample runs through
+        the network again: the validation score of the kept epoch (with
+        ``early_stopping``), else the training loss of the last epoch. The
+        baseline is the best constant prediction on the same samples under the
+        same weights: always the most frequent class (accuracy; a classifier
+        that predicts one class only never beats it), or the class frequencies
+        (log-loss). A loss within ``_LOSS_MARGIN`` of the baseline counts as no
+        better: the training loss is averaged over an epoch that starts from a
+        random head.
+        """
+        if valid is not None:
+            score = self.history_[self.best_epoch_ - 1]["valid_score"]
+            metric, split = self.validation_metric_, valid
+            where = f"its validation split ({len(valid.y)} samples)"
+        else:
+            score = self.history_[-1]["train_loss"]
+            metric, split = "log_loss", train
+            where = "its training data (loss of the last epoch)"
+        weights = split.weights.numpy().astype(np.float64)
+        shares = np.bincount(split.y, weights=weights, minlength=len(self.classes_))
+        shares = shares / shares.sum()
+        top = int(np.argmax(shares))
+        if metric == "accuracy":
+            if score > shares[top] + 1e-9:
+                return
+            label = self.classes_[top]
+            label = label.item() if isinstance(label, np.generic) else label  # 0, not np.int64(0)
+            verdict = (
+                f"accuracy {score:.3f} is no better than always predicting the class "
+                f"{label!r} ({shares[top]:.3f})"
+            )
+        else:
+            present = shares[shares > 0]
+            baseline = float(-(present * np.log(present)).sum())
+            if score < baseline * (1 - _LOSS_MARGIN):
+                return
+            verdict = (
+                f"log-loss {score:.3f} is no lower than that of predicting the class "
+                f"frequencies ({baseline:.3f})"
+            )
+        encoder = type(self).__name__.replace("Classifier", "Encoder")
+        warnings.warn(
+            f"{type(self).__name__} did not learn: on {where}, its {verdict}. Try more "
+            f"epochs (now {self.epochs}), a higher learning_rate (now {self.learning_rate:g}) "
+            "or more trainable_blocks; frozen features with a linear model are a strong "
+            f"baseline: make_pipeline({encoder}(), LogisticRegression()).",
+            UnderfitWarning,
+            stacklevel=outside_stacklevel(),
+        )
+
+    def decision_function(self, X) -> np.ndarray:
+        """Logits: shape (n_samples,) for two classes (positive class), else (n_samples, n_classes).
+
+        Parameters
+        ----------
+        X : sequence of samples
+
+        Returns
+        -------
+        ndarray of float32
+        """
+        logits = self._raw_outputs(X)
+        if len(self.classes_) == 2:
+            return logits[:, 1] - logits[:, 0]
+        return logits
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, columns in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : sequence of samples
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        return softmax(self._raw_outputs(X).astype(np.float64), axis=1)
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Logarithm of :meth:`predict_proba`."""
+        return log_softmax(self._raw_outputs(X).astype(np.float64), axis=1)
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable class of each sample (always one of ``classes_``).
+
+        Parameters
+        ----------
+        X : sequence of samples
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        logits = self._raw_outputs(X)
+        return self.classes_[np.argmax(logits, axis=1)] if len(logits) else self.classes_[:0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = True
+        tags.classifier_tags.poor_score = True
+        return tags
