@@ -32,14 +32,19 @@ from collections import OrderedDict
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
-from sktransfer import _dask
-from sktransfer import cache as _cache
+from sktransfer import _dask, _fingerprint
 from sktransfer._device import device_after_unpickling, resolve_device
 from sktransfer._malloc import tune_malloc
 from sktransfer._precision import resolve_precision
+from sktransfer._stores import CacheStats, open_store
 from sktransfer._threads import torch_threads
 from sktransfer.exceptions import InvalidInputError
 
@@ -87,7 +92,7 @@ class _LoadedNetworks:
 LOADED_NETWORKS = _LoadedNetworks()
 
 
-class BaseEncoder(TransformerMixin, BaseEstimator):
+class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Shared machinery of the frozen encoders. Not meant to be used directly."""
 
     # Attributes holding the loaded network; never pickled (see __getstate__).
@@ -132,19 +137,19 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         in place is loaded -- and hashed -- again.
         """
         params = self._output_params()
-        stamps = tuple(_cache.path_stamp(v) for v in params.values() if _is_pathish(v))
+        stamps = tuple(_fingerprint.path_stamp(v) for v in params.values() if _is_pathish(v))
         key = (type(self).__name__, device, repr(params), stamps)
 
         def load():
             network, source, reference = self._load_model(device)
-            return network, source, reference, _cache.model_identity(source, reference)
+            return network, source, reference, _fingerprint.model_identity(source, reference)
 
         return LOADED_NETWORKS.get_or_load(key, load)
 
     def _fingerprint(self, identity: str | None = None) -> str:
         """Hex key prefix: weights identity + every output-affecting parameter."""
         if identity is None:
-            identity = getattr(self, "_weights_identity", None) or _cache.model_identity(
+            identity = getattr(self, "_weights_identity", None) or _fingerprint.model_identity(
                 self.model_source_, self.model_reference_
             )
         params = self._output_params()
@@ -153,7 +158,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
                 params.pop(name, None)
         if "precision" in params:  # the precision that runs, after any fallback
             params["precision"] = self.precision_
-        return _cache.fingerprint(
+        return _fingerprint.fingerprint(
             type(self).__name__,
             identity,
             self.n_features_out_,
@@ -161,6 +166,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         ).hex()
 
     # ------------------------------------------------------------ sklearn API
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X=None, y=None):
         """Load the pretrained model; the data is only validated.
 
@@ -175,7 +181,6 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         -------
         self
         """
-        self._validate_params()
         if _dask.is_dask_collection(X):  # only its columns are checked: nothing is computed
             X = _dask.fit_input(X)
         if X is not None:
@@ -183,6 +188,7 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
             self._remember_input_columns(X)
         else:
             self.n_features_in_ = 1
+            self._input_name = None
         self.device_ = resolve_device(self.device)
         self.precision_ = self._resolve_precision(self.device_)
         network, source, reference, identity = self._shared_load(self.device_)
@@ -217,63 +223,31 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         if len(items) == 0:
             return np.empty((0, self.n_features_out_), dtype=np.float32)
         self.model_  # noqa: B018 - (re)load first: the fingerprint may change after unpickling
-        store = _cache.open_store(self.cache)
+        store = open_store(self.cache)
         failed: list[int] = []
         with self._inference_context():
             if store is None:
                 out = self._encode(items, failed)
             else:
-                out = self._encode_cached(items, store, failed)
+                prefix = bytes.fromhex(self.model_fingerprint_)
+                keys = [self._cache_key(prefix, item) for item in items]
+                out, failed = store.rows_for(keys, self.n_features_out_, self._encoder_of(items))
         if failed:
             self._report_failures(sorted(failed))
         return out
 
+    def _encoder_of(self, items: list):
+        """``compute(positions) -> (vectors, failed)`` over ``items``, for the cache."""
+
+        def compute(positions: list[int]):
+            failed: list[int] = []
+            vectors = self._encode([items[i] for i in positions], failed, labels=positions)
+            return vectors, failed
+
+        return compute
+
     def _report_failures(self, positions: list[int]) -> None:
         """Tell the user which samples were filled instead of encoded (hook)."""
-
-    def _encode_cached(self, items: list, store, failed: list[int]) -> np.ndarray:
-        """Serve known samples from ``store``; encode each distinct unknown one once."""
-        dim = self.n_features_out_
-        prefix = bytes.fromhex(self.model_fingerprint_)
-        keys = [self._cache_key(prefix, item) for item in items]
-        first: dict[bytes, int] = {}
-        for i, key in enumerate(keys):
-            if key is not None:
-                first.setdefault(key, i)
-        uncacheable = [i for i, k in enumerate(keys) if k is None]
-
-        out = np.empty((len(items), dim), dtype=np.float32)
-        if uncacheable:  # first: with on_error="raise" this names the bad item at once
-            sub_failed: list[int] = []
-            out[uncacheable] = self._encode(
-                [items[i] for i in uncacheable], sub_failed, labels=uncacheable
-            )
-            failed.extend(uncacheable[j] for j in sub_failed)
-
-        failed_keys: set[bytes] = set()
-        encoded: list[tuple[list, np.ndarray]] = []
-
-        def compute(batch: list[bytes]):
-            positions = [first[k] for k in batch]
-            batch_failed: list[int] = []
-            vectors = self._encode([items[i] for i in positions], batch_failed, labels=positions)
-            bad = {batch[j] for j in batch_failed}
-            failed_keys.update(bad)
-            encoded.append((batch, vectors))
-            return vectors, bad
-
-        rows = store.get_or_compute(list(first), dim, compute)
-        if len(encoded) == 1 and encoded[0][0] == keys:
-            # Every sample distinct, new and encoded here, in input order: the
-            # encoded array is the answer (no second copy of the whole output).
-            failed.extend(i for i, key in enumerate(keys) if key in failed_keys)
-            return encoded[0][1]
-        for i, key in enumerate(keys):
-            if key is not None:
-                out[i] = rows[key]
-                if key in failed_keys:
-                    failed.append(i)
-        return out
 
     def _cache_key(self, prefix: bytes, item) -> bytes | None:
         try:
@@ -282,9 +256,9 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
             # Unreadable: encoded without the cache, where the error (or the
             # fill value, per on_error) is produced with the item's position.
             return None
-        return _cache.sample_key(prefix, content)
+        return _fingerprint.sample_key(prefix, content)
 
-    def cache_info(self) -> _cache.CacheStats:
+    def cache_info(self) -> CacheStats:
         """Hits, misses and size of the cache this encoder uses.
 
         Counts are per distinct sample per ``transform`` call, since the store
@@ -295,36 +269,41 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
         -------
         CacheStats
         """
-        return _cache.cache_info(self.cache)
+        from sktransfer.cache import cache_info
+
+        return cache_info(self.cache)
 
     def fit_transform(self, X, y=None, **fit_params):
         """Load the model and encode ``X``; same result as ``fit(X).transform(X)``."""
         return self.fit(X, y).transform(X)
 
+    @property
+    def _n_features_out(self) -> int:  # read by ClassNamePrefixFeaturesOutMixin
+        return self.n_features_out_
+
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """Names of the output columns: ``<classname>0`` ... ``<classname>{d-1}``.
+        """Names of the output columns, after the input column when it has a name.
+
+        ``<column>_0`` ... ``<column>_{d-1}`` (as skrub names them) when the
+        encoder was fitted on a named column -- a one-column DataFrame or a
+        named pandas Series, as a ColumnTransformer passes it -- or when
+        ``input_features`` names it; else ``<classname>0`` ... ``<classname>{d-1}``.
 
         Parameters
         ----------
-        input_features : ignored except for validation against ``feature_names_in_``.
+        input_features : array-like of str, optional
+            The one input column's name; checked against ``feature_names_in_``.
 
         Returns
         -------
         ndarray of str
         """
         check_is_fitted(self)
-        if input_features is not None:
-            input_features = np.asarray(input_features, dtype=object)
-            expected = getattr(self, "feature_names_in_", None)
-            if len(input_features) != 1 or (
-                expected is not None and list(input_features) != list(expected)
-            ):
-                raise ValueError(
-                    f"input_features should be {list(expected) if expected is not None else 1} "
-                    f"(one text/image column), got {list(input_features)}."
-                )
-        prefix = type(self).__name__.lower()
-        return np.asarray([f"{prefix}{i}" for i in range(self.n_features_out_)], dtype=object)
+        names = _check_feature_names_in(self, input_features, generate_names=False)
+        column = names[0] if names is not None else getattr(self, "_input_name", None)
+        if column is None:
+            return super().get_feature_names_out()
+        return np.asarray([f"{column}_{i}" for i in range(self.n_features_out_)], dtype=object)
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_source_")
@@ -407,6 +386,9 @@ class BaseEncoder(TransformerMixin, BaseEstimator):
             self.feature_names_in_ = np.asarray([str(c) for c in columns], dtype=object)
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
+        # A named Series (what a ColumnTransformer passes for one column) names the outputs.
+        name = getattr(X, "name", None) if hasattr(X, "iloc") and columns is None else None
+        self._input_name = name if isinstance(name, str) else None
 
     def _check_input_columns(self, X) -> None:
         expected = getattr(self, "feature_names_in_", None)

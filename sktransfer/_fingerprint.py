@@ -88,21 +88,26 @@ def weights_digest(path: str | os.PathLike) -> str:
     """
     root = Path(path)
     if not root.is_dir():
-        return _file_sha256(root).hexdigest()
+        return hash_file(root).hexdigest()
     h = hashlib.sha256()
     for p in _model_files(root):
         h.update(p.relative_to(root).as_posix().encode())
         h.update(b"\x00")
-        h.update(_file_sha256(p).digest())
+        h.update(hash_file(p).digest())
     return h.hexdigest()
 
 
-def _file_sha256(path: Path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h
+def hash_file(path: str | os.PathLike, digest=None, chunk_size: int = 1 << 22):
+    """Feed a file's bytes to ``digest`` (a new SHA-256 by default) in chunks; return it.
+
+    The one chunked file hasher of the package: weights identities, image cache
+    keys and data set checksums all read files through it (bounded memory).
+    """
+    digest = hashlib.sha256() if digest is None else digest
+    with open(path, "rb") as file:
+        while chunk := file.read(chunk_size):
+            digest.update(chunk)
+    return digest
 
 
 def model_identity(source: str, reference: str) -> str:
@@ -125,3 +130,8 @@ def fingerprint(*parts) -> bytes:
         h.update(repr(part).encode())
         h.update(b"\x00")
     return h.digest()
+
+
+def sample_key(prefix: bytes, content: bytes) -> bytes:
+    """The cache key of one sample under one model fingerprint."""
+    return hashlib.blake2b(content, digest_size=20, key=prefix[:64]).digest()

@@ -30,7 +30,6 @@ PIL image and the numpy array of the same picture give the same pixels):
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import stat
 from collections import deque
@@ -40,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sktransfer._fingerprint import hash_file
+from sktransfer._validation import is_missing
 from sktransfer.exceptions import ImageDecodeError, InvalidInputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -77,15 +78,6 @@ def _describe(item: Any) -> str:
         more = "..." if len(item) > 24 else ""
         return f"{len(item)} bytes ({data!r}{more})"
     return _shorten(repr(item), 80)
-
-
-def _is_missing(item: Any) -> bool:
-    if item is None:
-        return True
-    if isinstance(item, float) and math.isnan(item):
-        return True
-    # pandas.NA / NaT without importing pandas.
-    return type(item).__name__ in {"NAType", "NaTType"}
 
 
 def _is_pandas(X: Any, kind: str) -> bool:
@@ -311,7 +303,7 @@ def to_rgb(item: Any, index: int) -> PILImage.Image:
     if isinstance(item, np.ndarray):
         return _array_to_rgb(item, index)
     hint = ""
-    if _is_missing(item):
+    if is_missing(item):
         hint = " (a missing value)"
     elif isinstance(item, (list, tuple)):
         hint = " (convert nested lists of pixels to a numpy array)"
@@ -664,9 +656,7 @@ def content_key(item: Any) -> bytes:
         digest.update(b"encoded\0")
         _check_regular_file(path, "")
         try:
-            with open(path, "rb") as file:
-                for chunk in iter(lambda: file.read(_READ_CHUNK), b""):
-                    digest.update(chunk)
+            hash_file(path, digest, chunk_size=_READ_CHUNK)
         except OSError as exc:
             raise ImageDecodeError(f"cannot read '{_shorten(path)}' ({exc.strerror})") from exc
     elif isinstance(item, (bytes, bytearray, memoryview)):

@@ -18,12 +18,16 @@ _EXTRAS = {
 }
 
 
-def import_optional(name: str) -> ModuleType:
-    """Import ``name`` or raise an ImportError saying which extra installs it."""
+def import_optional(name: str, purpose: str | None = None) -> ModuleType:
+    """Import ``name`` or raise an ImportError saying which extra installs it.
+
+    ``purpose`` replaces the default description of what the package is for.
+    """
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        extra, purpose = _EXTRAS.get(name, (None, None))
+        extra, default_purpose = _EXTRAS.get(name, (None, None))
+        purpose = purpose or default_purpose
         if extra is None:
             raise
         raise ImportError(

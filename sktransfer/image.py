@@ -6,6 +6,7 @@ import numbers
 import os
 import warnings
 
+import joblib
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -224,7 +225,7 @@ class ImageEncoder(BaseEncoder):
             self.batch_size,
             transform,
             on_error="raise" if self.on_error == "raise" else "zero",
-            n_workers=min(4, os.cpu_count() or 1),
+            n_workers=min(4, joblib.cpu_count()),
             labels=labels,
         )
         if self._show_progress(len(items)):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import numbers
 import os
 import warnings
@@ -16,6 +15,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sktransfer._base import BaseEncoder
 from sktransfer._hub import DEFAULT_TEXT_MODEL, load_sentence_transformer
 from sktransfer._precision import PRECISIONS, autocast
+from sktransfer._validation import is_missing
 from sktransfer._warn import outside_stacklevel
 from sktransfer.exceptions import InvalidInputError, TruncationWarning
 
@@ -573,15 +573,6 @@ def _unique_with_inverse(texts: list[str]) -> tuple[list[str], np.ndarray]:
     return list(index), inverse
 
 
-def _is_missing(value) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    # pandas.NA / NaT without importing pandas
-    return type(value).__name__ in {"NAType", "NaTType"}
-
-
 def _index_labels(X):
     """The pandas index labels of ``X``, or None when they are just the positions."""
     index = getattr(X, "index", None)
@@ -698,7 +689,7 @@ def check_texts(X, *, on_missing: str = "raise") -> list[str]:
             continue
         if isinstance(value, np.str_):
             values[i] = str(value)
-        elif _is_missing(value):
+        elif is_missing(value):
             missing.append(i)
         else:
             wrong.append(i)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sktransfer import TextEncoder
+from sktransfer import TextEncoder, _stores
 from sktransfer import cache as cache_module
 from sktransfer.cache import DB_NAME, SQLiteStore, set_memory_limit
 from sktransfer.exceptions import CacheError, CacheWarning
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True)
 def _fresh_disk_stores(monkeypatch):
     """Each test opens its disk stores afresh (the registry keeps one per path)."""
-    monkeypatch.setattr(cache_module, "_disk_stores", {})
+    monkeypatch.setattr(_stores, "_disk_stores", {})
     yield
     gc.collect()  # close the connections of the stores just dropped
 
@@ -136,7 +136,7 @@ def test_a_stopped_process_claim_does_not_hang(tiny_text_model, tmp_path, monkey
 def _a_real_store(model, directory):
     """A store with a few vectors, written and closed; returns the file's bytes."""
     TextEncoder(model, progress=False, cache=directory).fit().transform(distinct_texts(30))
-    cache_module._disk_stores.clear()
+    _stores._disk_stores.clear()
     gc.collect()
     return (directory / DB_NAME).read_bytes()
 
@@ -185,7 +185,7 @@ def test_a_read_only_store_serves_what_it_has(tiny_text_model, tmp_path, monkeyp
     store = tmp_path / "store"
     X = distinct_texts(8)
     TextEncoder(tiny_text_model, progress=False, cache=store).fit().transform(X[:4])
-    cache_module._disk_stores.clear()
+    _stores._disk_stores.clear()
     gc.collect()
     before = rows(store)
     real_access = os.access
@@ -214,7 +214,7 @@ def test_a_store_that_refuses_writes_turns_read_only(tiny_text_model, tmp_path, 
     store = tmp_path / "store"
     X = distinct_texts(8)
     TextEncoder(tiny_text_model, progress=False, cache=store).fit().transform(X[:4])
-    cache_module._disk_stores.clear()
+    _stores._disk_stores.clear()
     gc.collect()
     before = rows(store)
     connect = sqlite3.connect
@@ -224,7 +224,7 @@ def test_a_store_that_refuses_writes_turns_read_only(tiny_text_model, tmp_path, 
             database, kwargs["uri"] = f"{Path(database).as_uri()}?mode=ro", True
         return connect(database, *args, **kwargs)
 
-    monkeypatch.setattr(cache_module.sqlite3, "connect", read_only_connect)
+    monkeypatch.setattr(_stores.sqlite3, "connect", read_only_connect)
     enc = TextEncoder(tiny_text_model, progress=False, cache=store).fit()
     with pytest.warns(CacheWarning, match="is read-only: writing failed"):
         out = enc.transform(X)
@@ -241,7 +241,7 @@ def test_an_immutable_directory_is_read_not_written(tiny_text_model, tmp_path):
     store = tmp_path / "store"
     X = distinct_texts(8)
     TextEncoder(tiny_text_model, progress=False, cache=store).fit().transform(X[:4])
-    cache_module._disk_stores.clear()
+    _stores._disk_stores.clear()
     gc.collect()
     assert sorted(p.name for p in store.iterdir()) == [DB_NAME]  # WAL checkpointed and gone
     if not _chattr("+i", store / DB_NAME, store):
@@ -270,18 +270,18 @@ def test_an_immutable_directory_is_read_not_written(tiny_text_model, tmp_path):
     ],
 )
 def test_set_memory_limit_rejects_what_is_not_a_size(value, error, match):
-    limit = cache_module._memory_store.limit_bytes
+    limit = _stores._memory_store.limit_bytes
     with pytest.raises(error, match=match):
         set_memory_limit(value)
-    assert cache_module._memory_store.limit_bytes == limit
+    assert _stores._memory_store.limit_bytes == limit
 
 
 def test_set_memory_limit_accepts_numbers():
     try:
         set_memory_limit(np.float32(2.5))
-        assert cache_module._memory_store.limit_bytes == int(2.5 * 2**20)
+        assert _stores._memory_store.limit_bytes == int(2.5 * 2**20)
         set_memory_limit(0)
-        assert cache_module._memory_store.limit_bytes == 0
+        assert _stores._memory_store.limit_bytes == 0
     finally:
         set_memory_limit(1024)
 

@@ -321,7 +321,13 @@ def test_one_column_dataframe_records_its_name(case):
     df = pd.DataFrame({"item": X})
     est.fit(df)
     assert list(est.feature_names_in_) == ["item"]
-    assert list(est.get_feature_names_out(["item"]))[:1] == [f"{type(est).__name__.lower()}0"]
+    # Outputs are named after the input column (as skrub names them).
+    assert list(est.get_feature_names_out())[:2] == ["item_0", "item_1"]
+    assert list(est.get_feature_names_out(["item"])) == list(est.get_feature_names_out())
+    assert list(est.fit(pd.Series(X, name="review")).get_feature_names_out())[:1] == ["review_0"]
+    assert not hasattr(est, "feature_names_in_")
+    assert list(est.fit(X).get_feature_names_out())[:1] == [f"{type(est).__name__.lower()}0"]
+    est.fit(df)
     with pytest.raises(ValueError, match="fitted on column"):
         est.transform(pd.DataFrame({"other": X}))
     with pytest.raises(ValueError, match="input_features"):
@@ -338,7 +344,7 @@ def test_in_column_transformer_with_numeric_columns(case):
     width = ct.named_transformers_["enc"].n_features_out_
     assert out.shape == (len(X), width + 2)
     names = ct.get_feature_names_out()
-    assert names[0] == f"enc__{type(est).__name__.lower()}0"
+    assert names[0] == "enc__item_0"  # after the column, not the class
     assert list(names[-2:]) == ["num__num1", "num__num2"]
     np.testing.assert_allclose(out[:, :width], clone(est).fit(X).transform(X), rtol=1e-5, atol=1e-6)
     model = Pipeline([("ct", ct), ("clf", LogisticRegression(max_iter=500))]).fit(df, y)

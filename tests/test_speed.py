@@ -163,7 +163,7 @@ def test_n_threads_none_leaves_torch_alone(monkeypatch):
 
 
 def test_resolve_n_threads(monkeypatch):
-    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.setattr("joblib.cpu_count", lambda: 8)
     assert resolve_n_threads(None) is None
     assert resolve_n_threads(3) == 3
     assert resolve_n_threads(-1) == 8

@@ -160,11 +160,9 @@ def clear_data_home(data_home: PathLike | None = None) -> None:
 
 def sha256_file(path: PathLike) -> str:
     """Hex SHA-256 digest of a file, read in chunks so large files fit in memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(_CHUNK_SIZE), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    from sktransfer._fingerprint import hash_file
+
+    return hash_file(path, chunk_size=_CHUNK_SIZE).hexdigest()
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
+from sktransfer._optional import import_optional
 from sktransfer.datasets import _base
 from sktransfer.exceptions import DataNotFoundError
 
@@ -350,7 +351,7 @@ def load_vader(
     _base.check_bool(download, "download")
     _base.check_bool(as_frame, "as_frame")
     if as_frame:
-        pandas = _import_pandas()
+        pandas = import_optional("pandas", "load_vader(as_frame=True)")
     (folder,) = _base.search_folders(data_home, _FOLDER)
     cache = folder / _CACHE_NAME
 
@@ -372,14 +373,3 @@ def load_vader(
         frame = pandas.DataFrame({"text": data, "score": target, "domain": domain})
         data, target = frame["text"], frame["score"]
     return Bunch(data=data, target=target, domain=domain, ids=ids, frame=frame, DESCR=_DESCR)
-
-
-def _import_pandas():
-    try:
-        import pandas
-    except ImportError as error:
-        raise ImportError(
-            "load_vader(as_frame=True) needs pandas, which is not installed. "
-            "Install it with: pip install 'sktransfer[pandas]'"
-        ) from error
-    return pandas

@@ -21,9 +21,9 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from sktransfer._device import device_after_unpickling, resolve_device
 from sktransfer._precision import autocast, resolve_precision
+from sktransfer._validation import is_missing
 from sktransfer.exceptions import InvalidInputError
 from sktransfer.finetune._metrics import LOWER_IS_BETTER, METRICS
-from sktransfer.finetune._net import cpu_state
 from sktransfer.finetune._registry import register
 
 _MAX_LISTED = 10
@@ -329,6 +329,8 @@ class _FineTuneEstimator(BaseEstimator):
         net = state.pop("_net", None)
         state.pop("_adapter", None)
         if net is not None:
+            from sktransfer.finetune._net import cpu_state
+
             # Trained weights travel as CPU tensors: they load on any machine.
             state["_net_state"] = cpu_state(net)
         return state
@@ -422,9 +424,5 @@ def _missing_positions(y: np.ndarray) -> list[int]:
     if y.dtype.kind == "f":
         return np.flatnonzero(np.isnan(flat).any(axis=1)).tolist()
     if y.dtype.kind == "O":
-        bad = []
-        for i, row in enumerate(flat):
-            if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in row):
-                bad.append(i)
-        return bad
+        return [i for i, row in enumerate(flat) if any(is_missing(v) for v in row)]
     return []

@@ -88,7 +88,9 @@ def save_estimator(estimator, path) -> None:
         "params": {k: _jsonable(v) for k, v in estimator.get_params().items()},
         "fitted": fitted,
     }
-    state = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
+    from sktransfer.finetune._net import cpu_state
+
+    state = {k: v.contiguous() for k, v in cpu_state(net).items()}
     with quiet_libraries():  # no "Writing model shards" bar from the libraries
         if adapter.kind == "text":
             adapter.save_body(net.body, folder)
