@@ -34,8 +34,8 @@ whose comments say why.
 Loop -- the cost of the shared training loop: seconds per epoch of
 ``TextClassifier.fit`` / ``ImageClassifier.fit`` (``history_[i]["train_time"]``)
 against a plain PyTorch loop doing the same work in the same process: the same
-network (the backend's body + ``FineTuneNet``), the same frozen blocks (and
-their modules in eval mode), the same batches from the backend's ``collate``,
+network (the adapter's body + ``FineTuneNet``), the same frozen blocks (and
+their modules in eval mode), the same batches from the adapter's ``collate``,
 AdamW with the same per-block learning rates and weight decay, the same
 warm-up/decay schedule and gradient clipping, written as the textbook
 ``zero_grad(); loss.backward(); step()`` loop. The first epoch of each is a
@@ -303,7 +303,7 @@ def bench_image(sizes: dict, seeds: list[int], quick: bool, image_size: int) -> 
 
 
 # --------------------------------------------------------------------- loop
-def _plain_epochs(backend, items, targets, params: dict, epochs: int, seed: int, device: str):
+def _plain_epochs(adapter, items, targets, params: dict, epochs: int, seed: int, device: str):
     """Seconds per epoch of a textbook PyTorch loop on the estimator's own network."""
     import torch
     import torch.nn.functional as F
@@ -311,8 +311,8 @@ def _plain_epochs(backend, items, targets, params: dict, epochs: int, seed: int,
     from sktransfer.finetune._net import FineTuneNet
 
     torch.manual_seed(seed)
-    body, _, _ = backend.load(device)
-    blocks = backend.blocks(body)
+    body, _, _ = adapter.load(device)
+    blocks = adapter.blocks(body)
     n_blocks = len(blocks)
     block_of = {f"body.{name}": i for i, names in enumerate(blocks) for name in names}
     net = FineTuneNet(body, int(targets.max()) + 1).to(device)
@@ -367,8 +367,8 @@ def _plain_epochs(backend, items, targets, params: dict, epochs: int, seed: int,
         running_loss = 0.0
         for begin in range(0, len(items), batch_size):
             rows = order[begin : begin + batch_size]
-            batch = backend.collate([items[i] for i in rows], training=True)
-            batch = backend.to_device(batch, device)
+            batch = adapter.collate([items[i] for i in rows], training=True)
+            batch = adapter.to_device(batch, device)
             batch_targets = targets[torch.from_numpy(rows)].to(device)
             loss = F.cross_entropy(net(batch), batch_targets)
             optimizer.zero_grad(set_to_none=True)
@@ -381,8 +381,8 @@ def _plain_epochs(backend, items, targets, params: dict, epochs: int, seed: int,
     return times
 
 
-def _loop_row(label: str, estimator, backend, items, targets, params, epochs, device):
-    plain = _plain_epochs(backend, items, targets, params, epochs, 0, device)
+def _loop_row(label: str, estimator, adapter, items, targets, params, epochs, device):
+    plain = _plain_epochs(adapter, items, targets, params, epochs, 0, device)
     fitted = estimator.set_params(epochs=epochs, random_state=0).fit(items, targets)
     ours = [r.get("train_time", r["time"]) for r in fitted.history_]
     plain_s, ours_s = statistics.median(plain[1:]), statistics.median(ours[1:])
@@ -421,16 +421,16 @@ def bench_loop(sizes: dict, image_size: int) -> list[list[str]]:
     params = TEXT_FINETUNE
     estimator = TextClassifier(**params, device=device)
     label = f"TextClassifier ({_settings(params | {'epochs': epochs})})"
-    backend = estimator._make_adapter()  # the adapter fit builds: same preprocessing
-    rows.append(_loop_row(label, estimator, backend, texts, labels, params, epochs, device))
+    adapter = estimator._make_adapter()  # the adapter fit builds: same preprocessing
+    rows.append(_loop_row(label, estimator, adapter, texts, labels, params, epochs, device))
 
     images = load_fashion_mnist(subset="train", n_samples=n, random_state=0)
     params = IMAGE_FINETUNE
     estimator = ImageClassifier(**params, image_size=image_size, device=device)
-    backend = estimator._make_adapter()
+    adapter = estimator._make_adapter()
     label = f"ImageClassifier ({_settings(params | {'epochs': epochs})}, image_size={image_size})"
     items = list(images.images)
-    rows.append(_loop_row(label, estimator, backend, items, images.target, params, epochs, device))
+    rows.append(_loop_row(label, estimator, adapter, items, images.target, params, epochs, device))
     return rows
 
 

@@ -1,31 +1,32 @@
-"""The base every frozen encoder shares.
+"""The base every frozen encoder shares, thin over a modality adapter.
 
-A backend (text, image) is a small subclass that provides four hooks:
+An encoder names its adapter (``sktransfer._adapters``) in one hook,
+``_make_adapter()``, which reads the encoder's parameters. The adapter loads the
+body, checks the input, makes the batches and gives each sample's cache key;
+this base runs the body over the batches (eval mode, ``torch.inference_mode``,
+the precision asked for) in :meth:`BaseEncoder._encode`. An encoder may
+override:
 
-``_load_model(device) -> (network, source, reference)``
-    Load the pretrained network (already in eval mode, on ``device``).
-``_output_dim(network) -> int``
-    Width of one embedding.
-``_prepare_input(X) -> list``
-    Validate the container and return one item per sample (not yet decoded).
 ``_encode(items, failed, labels=None) -> np.ndarray``
     Batched forward pass returning a float32 array, row *i* for item *i*;
     positions of items that could not be encoded (and were filled) are
     appended to ``failed`` so that they are never cached. ``labels[i]`` is
-    item *i*'s position in the user's input, for error messages.
-``_content_key(item) -> bytes``
-    The bytes that identify a sample's content, for the embedding cache.
-``_after_load(network)``
-    Optional: derive fitted state from the loaded network (e.g. preprocessing).
+    item *i*'s position in the user's input, for messages.
+``_load_model(device)`` / ``_after_load(network)``
+    Adjust the loaded body (e.g. a memory format) / derive fitted state from it.
+``_report_failures(positions)``
+    Tell the user which samples were filled instead of encoded.
 
 Everything else -- parameter validation, lazy loading, the device, the sklearn
-contract, feature names, the embedding cache, sharing one loaded network
-between clones, pickling of the model *reference* instead of its weights --
-lives here once.
+contract, feature names, the embedding cache (one call to the store, see
+``sktransfer._stores``), sharing one loaded network between clones, pickling of
+the model *reference* instead of its weights -- lives here once.
 """
 
 from __future__ import annotations
 
+import numbers
+import os
 import threading
 import warnings
 from collections import OrderedDict
@@ -38,6 +39,7 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from sktransfer import _dask, _fingerprint
@@ -93,29 +95,85 @@ LOADED_NETWORKS = _LoadedNetworks()
 
 
 class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
-    """Shared machinery of the frozen encoders. Not meant to be used directly."""
+    """Shared machinery of the frozen encoders. Not meant to be used directly.
+
+    The parameters are those every encoder has; a subclass that only names its
+    adapter (``_make_adapter``) is a working encoder with them. ``TextEncoder``
+    and ``ImageEncoder`` add their own.
+    """
+
+    _parameter_constraints: dict = {
+        "model": [str],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "device": [str],
+        "progress": ["boolean", StrOptions({"auto"})],
+        "cache": [str, os.PathLike, None],
+    }
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        batch_size: int = 32,
+        device: str = "auto",
+        progress: bool | str = "auto",
+        cache: str | os.PathLike | None = "memory",
+    ):
+        self.model = model
+        self.batch_size = batch_size
+        self.device = device
+        self.progress = progress
+        self.cache = cache
 
     # Attributes holding the loaded network; never pickled (see __getstate__).
-    _network_attrs = ("_network",)
+    _network_attrs = ("_network", "_adapter")
 
     # ------------------------------------------------------------------ hooks
-    def _load_model(self, device: str) -> tuple[Any, str, str]:  # pragma: no cover
+    def _make_adapter(self):  # pragma: no cover - every encoder names its adapter
+        """The modality's adapter, configured by this encoder's parameters."""
         raise NotImplementedError
 
-    def _output_dim(self, network: Any) -> int:  # pragma: no cover
-        raise NotImplementedError
-
-    def _prepare_input(self, X: Any) -> list:  # pragma: no cover
-        raise NotImplementedError
-
-    def _encode(self, items: list, failed: list, labels=None) -> np.ndarray:  # pragma: no cover
-        raise NotImplementedError
-
-    def _content_key(self, item: Any) -> bytes:  # pragma: no cover
-        raise NotImplementedError
+    def _load_model(self, device: str) -> tuple[Any, str, str]:
+        """The body (in eval mode, on ``device``), its source and its reference."""
+        body, source, reference = self._make_adapter().load(device)
+        return body.eval(), source, reference
 
     def _after_load(self, network: Any) -> None:
-        """Derive fitted state from the loaded network (optional hook)."""
+        """Attach an adapter to the loaded body (its preprocessing; optional hook)."""
+        self._adapter = self._make_adapter()
+        self._adapter.attach(network)
+
+    def _output_dim(self, network: Any) -> int:
+        return self._make_adapter().output_dim(network)
+
+    def _prepare_input(self, X: Any) -> list:
+        return self._make_adapter().check_X(X)
+
+    def _content_key(self, item: Any) -> bytes:
+        return self._adapter.content_key(item)
+
+    def _encode(self, items: list, failed: list, labels=None) -> np.ndarray:
+        """The body over the adapter's evaluation batches; row *i* for item *i*."""
+        import torch
+
+        from sktransfer._precision import autocast
+
+        body, adapter = self._body(), self._adapter
+        out = np.empty((len(items), self.n_features_out_), dtype=np.float32)
+        batches = self._progress(adapter.inference_batches(items, self.batch_size), len(items))
+        with torch.inference_mode(), autocast(self.precision_, self.device_):
+            for rows, batch in batches:
+                out[rows] = body(adapter.to_device(batch, self.device_)).float().cpu().numpy()
+        return out
+
+    def _progress(self, batches, n_items: int):
+        """``batches``, behind a tqdm bar when ``progress`` asks for one."""
+        if not self._show_progress(n_items):
+            return batches
+        from tqdm.auto import tqdm
+
+        total = -(-n_items // self.batch_size)
+        return tqdm(batches, total=total, desc=type(self).__name__, unit="batch")
 
     # ------------------------------------------------------ identity & loads
     def _output_params(self) -> dict:
@@ -222,7 +280,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         items = self._prepare_input(X)
         if len(items) == 0:
             return np.empty((0, self.n_features_out_), dtype=np.float32)
-        self.model_  # noqa: B018 - (re)load first: the fingerprint may change after unpickling
+        self._body()  # (re)load first: the fingerprint may change after unpickling
         store = open_store(self.cache)
         failed: list[int] = []
         with self._inference_context():
@@ -319,9 +377,13 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     @property
     def model_(self):
         """The loaded network (reloaded from its reference after unpickling)."""
+        return self._body()
+
+    def _body(self):
+        """The loaded body (reloaded from its reference after unpickling)."""
         check_is_fitted(self)
         network = getattr(self, "_network", None)
-        if network is None:
+        if network is None or getattr(self, "_adapter", None) is None:
             network = self._reload()
         return network
 
@@ -413,6 +475,4 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
 
 def _is_pathish(value) -> bool:
-    import os
-
     return isinstance(value, (str, os.PathLike)) and os.path.exists(value)

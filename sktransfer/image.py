@@ -10,9 +10,9 @@ import joblib
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from sktransfer._adapters.image import ImageAdapter
 from sktransfer._base import BaseEncoder
-from sktransfer._hub import DEFAULT_IMAGE_MODEL, create_timm_model
-from sktransfer._image_io import as_image_list, content_key, iter_decoded_batches
+from sktransfer._hub import DEFAULT_IMAGE_MODEL
 from sktransfer._precision import PRECISIONS, autocast
 
 __all__ = ["ImageEncoder"]
@@ -138,8 +138,6 @@ class ImageEncoder(BaseEncoder):
         ],
     }
 
-    _network_attrs = ("_network", "_transform")
-
     def __init__(
         self,
         model: str = DEFAULT_IMAGE_MODEL,
@@ -171,13 +169,19 @@ class ImageEncoder(BaseEncoder):
     _weights_params = ("weights",)
 
     # ---------------------------------------------------------------- hooks
+    def _make_adapter(self) -> ImageAdapter:
+        return ImageAdapter(
+            self.model,
+            pretrained=self.pretrained,
+            weights=self.weights,
+            image_size=self.image_size,
+            n_workers=min(4, joblib.cpu_count()),
+        )
+
     def _load_model(self, device):
         import torch
 
-        network, source, reference = create_timm_model(
-            self.model, pretrained=self.pretrained, weights=self.weights, num_classes=0
-        )
-        network = network.to(device).eval()
+        network, source, reference = super()._load_model(device)
         if _has_conv2d(network):
             # Channels-last (NHWC) lets oneDNN / cuDNN use their fastest
             # convolution kernels: ~1.8x on a CPU, the same numbers to float
@@ -186,21 +190,8 @@ class ImageEncoder(BaseEncoder):
         return network, source, reference
 
     def _after_load(self, network):
-        import timm.data
-
-        args = None if self.image_size is None else {"input_size": (3,) + (self.image_size,) * 2}
-        config = timm.data.resolve_data_config(args=args, model=network)
-        self.data_config_ = {k: (tuple(v) if isinstance(v, list) else v) for k, v in config.items()}
-        self._transform = timm.data.create_transform(**config, is_training=False)
-
-    def _output_dim(self, network):
-        return network.num_features
-
-    def _prepare_input(self, X):
-        return as_image_list(X)
-
-    def _content_key(self, item):
-        return content_key(item)
+        super()._after_load(network)
+        self.data_config_ = self._adapter.data_config
 
     def _report_failures(self, positions):
         fill = np.nan if self.on_error == "nan" else 0.0
@@ -215,30 +206,15 @@ class ImageEncoder(BaseEncoder):
     def _encode(self, items, failed, labels=None):
         import torch
 
-        network = self.model_
-        transform = self._transform
+        network = self._body()
         channels_last = _has_conv2d(network)
         fill = np.nan if self.on_error == "nan" else 0.0
         out = np.empty((len(items), self.n_features_out_), dtype=np.float32)
-        batches = iter_decoded_batches(
-            items,
-            self.batch_size,
-            transform,
-            on_error="raise" if self.on_error == "raise" else "zero",
-            n_workers=min(4, joblib.cpu_count()),
-            labels=labels,
-        )
-        if self._show_progress(len(items)):
-            from tqdm.auto import tqdm
-
-            batches = tqdm(
-                batches,
-                total=-(-len(items) // self.batch_size),
-                desc="ImageEncoder",
-                unit="batch",
-            )
+        # Items carry their position in the user's input (see ImageAdapter.check_X).
+        on_error = "raise" if self.on_error == "raise" else "zero"
+        batches = self._adapter.decoded_batches(items, self.batch_size, on_error)
         with torch.inference_mode(), autocast(self.precision_, self.device_):
-            for start, tensors, positions in batches:
+            for start, tensors, positions in self._progress(batches, len(items)):
                 ok = [i for i, t in enumerate(tensors) if t is not None]
                 if ok:
                     batch = torch.stack([tensors[i] for i in ok]).to(self.device_)

@@ -16,8 +16,8 @@ from safetensors.torch import load_file
 from sklearn.utils.class_weight import compute_sample_weight
 from torch import nn
 
+from sktransfer._adapters.image import ImageAdapter
 from sktransfer.finetune import ImageClassifier, ImageRegressor, TextClassifier, _metrics
-from sktransfer.finetune._bodies import ImageAdapter
 from sktransfer.finetune._callbacks import EarlyStopping, FreezeSchedule
 from sktransfer.finetune._loop import (
     TrainingLoop,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from sktransfer import ImageClassifier, TextClassifier, TextRegressor, _precision
+from sktransfer._adapters.text import sentence_transformer_body
 from sktransfer.exceptions import PrecisionWarning
 from sktransfer.finetune import _loop
-from sktransfer.finetune._bodies import SentenceTransformerBody
 from tests.conftest import image_samples, text_samples
 
 
@@ -19,13 +19,14 @@ class ForwardCounter:
 
     def __init__(self, monkeypatch):
         self.samples = 0
-        original = SentenceTransformerBody.forward
+        body_class = sentence_transformer_body()
+        original = body_class.forward
 
         def counting(body, features):
             self.samples += int(features["input_ids"].shape[0])
             return original(body, features)
 
-        monkeypatch.setattr(SentenceTransformerBody, "forward", counting)
+        monkeypatch.setattr(body_class, "forward", counting)
 
 
 def _text_clf(model, **kwargs):

@@ -53,7 +53,7 @@ _IMAGE_REBUILD = "Image models are rebuilt from the timm architecture alone."
 
 class _ImageInput:
     def _make_adapter(self):
-        from sktransfer.finetune._bodies import ImageAdapter
+        from sktransfer._adapters.image import ImageAdapter
 
         return ImageAdapter(
             self.model,

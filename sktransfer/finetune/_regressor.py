@@ -7,6 +7,7 @@ from sklearn.base import RegressorMixin
 from sklearn.utils.multiclass import type_of_target
 
 from sktransfer.finetune._base import _FineTuneEstimator
+from sktransfer.finetune._params import _COMMON_CONSTRAINTS, _REGRESSOR_CONSTRAINTS
 
 _NUMERIC_TARGETS = (
     "continuous",
@@ -18,6 +19,59 @@ _NUMERIC_TARGETS = (
 
 
 class _FineTuneRegressor(RegressorMixin, _FineTuneEstimator):
+    """A fine-tuned regressor over any adapter: a subclass names it in ``_make_adapter``.
+
+    The parameters are those every fine-tuning regressor shares; a modality
+    with parameters of its own writes its own ``__init__`` (``TextRegressor``).
+    """
+
+    _parameter_constraints = {**_COMMON_CONSTRAINTS, **_REGRESSOR_CONSTRAINTS}
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        trainable_blocks: int | str = 2,
+        unfreeze_every: int | None = None,
+        learning_rate: float = 1e-3,
+        layer_decay: float = 0.5,
+        epochs: int = 5,
+        batch_size: int = 16,
+        weight_decay: float = 0.01,
+        warmup_fraction: float = 0.1,
+        max_grad_norm: float | None = 1.0,
+        head_dropout: float = 0.0,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 3,
+        validation_metric: str = "auto",
+        random_state=None,
+        device: str = "auto",
+        mixed_precision: bool | str = "auto",
+        precision: str = "float32",
+        verbose: int | str = "auto",
+    ):
+        self.model = model
+        self.trainable_blocks = trainable_blocks
+        self.unfreeze_every = unfreeze_every
+        self.learning_rate = learning_rate
+        self.layer_decay = layer_decay
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.warmup_fraction = warmup_fraction
+        self.max_grad_norm = max_grad_norm
+        self.head_dropout = head_dropout
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.validation_metric = validation_metric
+        self.random_state = random_state
+        self.device = device
+        self.mixed_precision = mixed_precision
+        self.precision = precision
+        self.verbose = verbose
+
     def _encode_targets(self, y):
         kind = type_of_target(y)
         if y.dtype.kind not in "biuf" or y.ndim > 2 or kind not in _NUMERIC_TARGETS:

@@ -41,7 +41,7 @@ _TEXT_REBUILD = (
 
 class _TextInput:
     def _make_adapter(self):
-        from sktransfer.finetune._bodies import TextAdapter
+        from sktransfer._adapters.text import TextAdapter
 
         return TextAdapter(self.model, max_length=self.max_length)
 

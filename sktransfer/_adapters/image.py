@@ -1,0 +1,188 @@
+"""The image adapter: timm bodies, every image input kind, the model's own preprocessing.
+
+Used by :class:`sktransfer.ImageEncoder` (frozen) and by ``ImageClassifier`` /
+``ImageRegressor`` (fine-tuned); see :mod:`sktransfer._adapters` for the interface.
+Decoding and the content keys are in ``sktransfer._image_io``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from sktransfer._adapters import Adapter
+from sktransfer._hub import create_timm_model
+from sktransfer._image_io import as_image_list, content_key, iter_decoded_batches, to_rgb
+
+AUGMENTATIONS = {
+    # Random resized crop of most of the image and horizontal flips.
+    "light": {"scale": (0.6, 1.0), "hflip": 0.5, "color_jitter": None},
+    # Wider crops, flips, RandAugment (9 magnitude) and random erasing.
+    "strong": {
+        "scale": (0.35, 1.0),
+        "hflip": 0.5,
+        "auto_augment": "rand-m9-mstd0.5-inc1",
+        "re_prob": 0.25,
+    },
+}
+
+
+class AtPosition:
+    """An image item and its position in the user's input.
+
+    Training batches are shuffled subsets of a split and cached encodings
+    subsets of the input, so an item's index in a batch says nothing to the
+    user; errors name this position instead.
+    """
+
+    __slots__ = ("position", "value")
+
+    def __init__(self, position: int, value):
+        self.position = position
+        self.value = value
+
+
+def _unwrap(items: list) -> tuple[list, list[int]]:
+    """Items and their positions in the user's input (the index for bare items)."""
+    values, positions = [], []
+    for i, item in enumerate(items):
+        if isinstance(item, AtPosition):
+            values.append(item.value)
+            positions.append(item.position)
+        else:
+            values.append(item)
+            positions.append(i)
+    return values, positions
+
+
+class ImageAdapter(Adapter):
+    """timm bodies (classifier removed: pooled features) over images of every input kind.
+
+    Parameters
+    ----------
+    model : str
+        timm architecture name, optionally with a pretrained tag.
+    pretrained : bool
+        Load pretrained weights (else seeded random weights).
+    weights : str, path-like or None
+        A local state-dict file; overrides ``pretrained``.
+    image_size : int or None
+        Square input size instead of the model's pretrained one.
+    augmentation : {"none", "light", "strong"}
+        Training-time augmentation (see ``AUGMENTATIONS``).
+    n_workers : int
+        Threads decoding images.
+    """
+
+    kind = "image"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        pretrained: bool = True,
+        weights: str | os.PathLike | None = None,
+        image_size: int | None = None,
+        augmentation: str = "none",
+        n_workers: int = 1,
+    ):
+        self.model = model
+        self.pretrained = pretrained
+        self.weights = weights
+        self.image_size = image_size
+        self.augmentation = augmentation
+        self.n_workers = n_workers
+        self.data_config = None
+
+    @property
+    def augments(self) -> bool:
+        """Whether training batches differ from evaluation batches."""
+        return self.augmentation != "none"
+
+    def check_X(self, X) -> list:
+        # Each item keeps its position, for errors raised later while decoding.
+        return [AtPosition(i, item) for i, item in enumerate(as_image_list(X))]
+
+    def content_key(self, item) -> bytes:
+        return content_key(item.value if isinstance(item, AtPosition) else item)
+
+    def load(self, device: str, pretrained: bool = True):
+        model, source, reference = create_timm_model(
+            self.model,
+            pretrained=self.pretrained and pretrained,
+            weights=self.weights if pretrained else None,
+            num_classes=0,
+        )
+        self.attach(model)
+        return model.to(device), source, reference
+
+    def attach(self, body) -> None:
+        """The model's own preprocessing (timm's pretrained config), and the training one."""
+        import timm.data
+
+        args = None if self.image_size is None else {"input_size": (3,) + (self.image_size,) * 2}
+        config = timm.data.resolve_data_config(args=args, model=body)
+        self.data_config = {k: (tuple(v) if isinstance(v, list) else v) for k, v in config.items()}
+        self.eval_transform = timm.data.create_transform(**self.data_config, is_training=False)
+        if self.augmentation == "none":
+            self.train_transform = self.eval_transform
+        else:
+            drop = ("crop_pct", "crop_mode")  # eval-time cropping; training crops at random
+            config = {k: v for k, v in self.data_config.items() if k not in drop}
+            self.train_transform = timm.data.create_transform(
+                **config, is_training=True, **AUGMENTATIONS[self.augmentation]
+            )
+
+    def blocks(self, body) -> list[list[str]]:
+        """The blocks timm's own layer-wise decay uses (``group_matcher(coarse=False)``)."""
+        from timm.models import group_parameters
+
+        names = [name for name, _ in body.named_parameters()]
+        if not hasattr(body, "group_matcher"):
+            return [names]
+        layer_of = group_parameters(body, body.group_matcher(coarse=False), reverse=True)
+        top = max(layer_of.values(), default=0)
+        blocks: list[list[str]] = [[] for _ in range(top + 1)]
+        for name in names:
+            blocks[layer_of.get(name, top)].append(name)
+        return [block for block in blocks if block]
+
+    def collate(self, items: list, training: bool):
+        import torch
+
+        transform = self.train_transform if training else self.eval_transform
+        values, positions = _unwrap(items)
+        return torch.stack(
+            [transform(to_rgb(v, p)) for v, p in zip(values, positions, strict=True)]
+        )
+
+    def decoded_batches(self, items: list, batch_size: int, on_error: str = "raise"):
+        """``(start, tensors, failed)`` per batch; ``None`` tensors where decoding failed.
+
+        With ``on_error="zero"`` a failed item is reported in ``failed`` (its
+        index in ``items``) instead of raising; errors name the user's position.
+        """
+        values, positions = _unwrap(items)
+        return iter_decoded_batches(
+            values,
+            batch_size,
+            self.eval_transform,
+            on_error=on_error,
+            n_workers=self.n_workers,
+            labels=positions,
+        )
+
+    def inference_batches(self, items: list, batch_size: int):
+        import torch
+
+        for start, tensors, _ in self.decoded_batches(items, batch_size):
+            yield np.arange(start, start + len(tensors)), torch.stack(tensors)
+
+    @staticmethod
+    def to_device(batch, device: str):
+        return batch.to(device, non_blocking=True)
+
+    def save_body(self, body, folder: Path) -> None:
+        pass  # the whole net's weights are saved; the architecture is rebuilt by name
