@@ -48,6 +48,7 @@ from sktransfer._malloc import tune_malloc
 from sktransfer._precision import resolve_precision
 from sktransfer._stores import CacheStats, open_store
 from sktransfer._threads import torch_threads
+from sktransfer._validation import one_column_tags
 from sktransfer.exceptions import InvalidInputError
 
 # Inputs at least this long show a progress bar when ``progress="auto"``.
@@ -367,9 +368,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         return hasattr(self, "model_source_")
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.requires_fit = True
+        tags = one_column_tags(super().__sklearn_tags__())
         tags.transformer_tags.preserves_dtype = []
         return tags
 

@@ -530,17 +530,27 @@ class SQLiteStore(_Store):
         if rows:
             self._run(self._put_many, rows)
 
+    # Storing a row also drops its claim: waiting processes see the row, not the claim.
+    _PUT_SQL = (
+        "INSERT INTO embeddings (key, dim, dtype, crc, data) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET dim=excluded.dim, dtype=excluded.dtype, "
+        "crc=excluded.crc, data=excluded.data, n_writes=n_writes + 1"
+    )
+
     def _put_many(self, con, rows):
+        self._write(
+            con,
+            (self._PUT_SQL, rows),
+            ("DELETE FROM claims WHERE key = ?", [(r[0],) for r in rows]),
+        )
+
+    def _write(self, con, *statements) -> None:
+        """Run ``(sql, rows)`` statements in one transaction (nothing on a read-only store)."""
         if self.readonly:
             return
         with _transaction(con):
-            con.executemany(
-                "INSERT INTO embeddings (key, dim, dtype, crc, data) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET dim=excluded.dim, dtype=excluded.dtype, "
-                "crc=excluded.crc, data=excluded.data, n_writes=n_writes + 1",
-                rows,
-            )
-            con.executemany("DELETE FROM claims WHERE key = ?", [(r[0],) for r in rows])
+            for sql, rows in statements:
+                con.executemany(sql, rows)
 
     def claim(self, keys: list[bytes]) -> list[bytes]:
         """Claim ``keys`` for this process; return those that are now ours."""
@@ -580,12 +590,8 @@ class SQLiteStore(_Store):
             self._run(self._release, keys)
 
     def _release(self, con, keys):
-        if self.readonly:
-            return
-        with _transaction(con):
-            con.executemany(
-                "DELETE FROM claims WHERE key = ? AND pid = ?", [(k, os.getpid()) for k in keys]
-            )
+        pid = os.getpid()
+        self._write(con, ("DELETE FROM claims WHERE key = ? AND pid = ?", [(k, pid) for k in keys]))
 
     def wait_for(self, keys: list[bytes], dim: int) -> dict[bytes, np.ndarray]:
         """Wait until other processes store ``keys``; return what arrived in time.

@@ -5,6 +5,13 @@ from __future__ import annotations
 import math
 
 
+def one_column_tags(tags):
+    """sklearn tags of an estimator whose X is one column of samples, fitted before use."""
+    tags.input_tags.two_d_array = False
+    tags.requires_fit = True
+    return tags
+
+
 def is_missing(value) -> bool:
     """Whether ``value`` is a missing entry: None, a float NaN, pandas.NA or NaT.
 

@@ -21,7 +21,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from sktransfer._device import device_after_unpickling, resolve_device
 from sktransfer._precision import autocast, resolve_precision
-from sktransfer._validation import is_missing
+from sktransfer._validation import is_missing, one_column_tags
 from sktransfer.exceptions import InvalidInputError
 from sktransfer.finetune._metrics import LOWER_IS_BETTER, METRICS
 from sktransfer.finetune._registry import register
@@ -292,9 +292,7 @@ class _FineTuneEstimator(BaseEstimator):
         return hasattr(self, "history_")
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.requires_fit = True
+        tags = one_column_tags(super().__sklearn_tags__())
         tags.target_tags.required = True
         tags.non_deterministic = self.random_state is None
         return tags

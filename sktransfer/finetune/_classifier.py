@@ -172,15 +172,16 @@ class _FineTuneClassifier(ClassifierMixin, _FineTuneEstimator):
         return logits
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, columns in the order of ``classes_``.
+        """Class probabilities (softmax of the logits), columns in the order of ``classes_``.
 
         Parameters
         ----------
         X : sequence of samples
+            As for ``fit``.
 
         Returns
         -------
-        ndarray of shape (n_samples, n_classes)
+        proba : ndarray of shape (n_samples, n_classes), float64
         """
         return softmax(self._raw_outputs(X).astype(np.float64), axis=1)
 
@@ -194,10 +195,11 @@ class _FineTuneClassifier(ClassifierMixin, _FineTuneEstimator):
         Parameters
         ----------
         X : sequence of samples
+            Texts or images, whatever the estimator was fitted on.
 
         Returns
         -------
-        ndarray of shape (n_samples,)
+        labels : ndarray of shape (n_samples,), the dtype of ``classes_``
         """
         logits = self._raw_outputs(X)
         return self.classes_[np.argmax(logits, axis=1)] if len(logits) else self.classes_[:0]

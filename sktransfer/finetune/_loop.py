@@ -224,20 +224,11 @@ class TrainingLoop:
         so running it every epoch would recompute the same features. Returns
         the splits with the features as their items.
         """
-        cfg = self.config
 
         def features(split: Split | None) -> Split | None:
             if split is None:
                 return None
-            encoded = predict_outputs(
-                self.net.body,
-                self.adapter,
-                split.items,
-                cfg.batch_size,
-                cfg.device,
-                cfg.amp_dtype,
-                on_batch=lambda n: self._call("on_batches", n),
-            )
+            encoded = self._outputs(self.net.body, self.adapter, split.items)
             return Split(torch.from_numpy(encoded), split.targets, split.weights, split.y)
 
         self.trained, self.batches = HeadOverFeatures(self.net), StoredFeatureBatches()
@@ -344,17 +335,15 @@ class TrainingLoop:
         return float(loss.detach()) * len(rows) * scale, float(weights.sum()) * scale
 
     def validate(self, valid: Split) -> float:
-        cfg = self.config
-        outputs = predict_outputs(
-            self.trained,
-            self.batches,
-            valid.items,
-            cfg.batch_size,
-            cfg.device,
-            cfg.amp_dtype,
-            on_batch=lambda n: self._call("on_batches", n),
-        )
+        outputs = self._outputs(self.trained, self.batches, valid.items)
         return float(self.metric(outputs, valid.y, valid.weights.numpy()))
+
+    def _outputs(self, net, batches, items) -> np.ndarray:
+        """``net``'s outputs on ``items`` (eval mode); the callbacks count each batch."""
+        cfg, count = self.config, lambda n: self._call("on_batches", n)
+        return predict_outputs(
+            net, batches, items, cfg.batch_size, cfg.device, cfg.amp_dtype, on_batch=count
+        )
 
     def learning_rates_used(self, lowest_block: int = 0) -> dict[str, float]:
         """Learning rate of every trained block in the last step ("head", "block_<i>").
