@@ -49,6 +49,7 @@ from sktransfer._precision import resolve_precision
 from sktransfer._stores import CacheStats, open_store
 from sktransfer._threads import torch_threads
 from sktransfer._validation import one_column_tags
+from sktransfer._warn import outside_stacklevel
 from sktransfer.exceptions import InvalidInputError
 
 # Inputs at least this long show a progress bar when ``progress="auto"``.
@@ -409,7 +410,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 f"({source}), whose weights differ; features may differ from the "
                 "pickled run.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=outside_stacklevel(),
             )
         # Other weights or another precision: never cached under the old key.
         self.model_fingerprint_ = fingerprint

@@ -22,6 +22,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from sktransfer._device import device_after_unpickling, resolve_device
 from sktransfer._precision import autocast, resolve_precision
 from sktransfer._validation import is_missing, one_column_tags
+from sktransfer._warn import outside_stacklevel
 from sktransfer.exceptions import InvalidInputError
 from sktransfer.finetune._metrics import LOWER_IS_BETTER, METRICS
 from sktransfer.finetune._registry import register
@@ -268,7 +269,7 @@ class _FineTuneEstimator(BaseEstimator):
                 "The validation split could not be stratified (a class has too few "
                 "samples); it was drawn at random instead.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=outside_stacklevel(),
             )
             train_idx, valid_idx = train_test_split(
                 everything, test_size=n_valid, random_state=seed
