@@ -338,7 +338,7 @@ class FewShotTextClassifier(ClassifierMixin, BaseEstimator):
         return clone(self.head)
 
     def _make_backend(self):
-        from sktransfer.finetune._bodies import TextBackend
+        from sktransfer._adapters.text import TextAdapter as TextBackend
 
         return TextBackend(self.model, max_length=self.max_length)
 
@@ -374,7 +374,7 @@ class FewShotTextClassifier(ClassifierMixin, BaseEstimator):
             head.set_params(random_state=seed)
 
         from sktransfer._device import resolve_device
-        from sktransfer.finetune._estimators import _amp_dtype, _release_memory, _seeded
+        from sktransfer.finetune._base import _amp_dtype, _release_memory, _seeded
 
         self._discard_network()
         device = resolve_device(self.device)
@@ -618,8 +618,8 @@ class _ContrastiveTrainer:
     """Contrastive training of one body for one ``fit``: plan pairs, then step through them."""
 
     def __init__(self, est: FewShotTextClassifier, body, backend, device: str, amp_dtype):
-        from sktransfer.finetune._bodies import group_of_modules
-        from sktransfer.finetune._loop import FreezeSchedule
+        from sktransfer.finetune._callbacks import FreezeSchedule
+        from sktransfer.finetune._net import group_of_modules
 
         self.est, self.body, self.backend = est, body, backend
         self.device, self.amp_dtype = device, amp_dtype
@@ -657,15 +657,14 @@ class _ContrastiveTrainer:
         return history
 
     def _progress(self, total: int):
-        from sktransfer.finetune._loop import TrainingProgress
+        from sktransfer.finetune._callbacks import TrainingProgress
 
+        verbose = self.est.verbose
         progress = TrainingProgress(
-            self.est.verbose,
-            total=total,
-            epochs=self.est.epochs,
-            description=type(self.est).__name__,
-            metric_name="",
+            verbose, epochs=self.est.epochs, description=type(self.est).__name__, metric_name=""
         )
+        progress.on_fit_begin(None, total)
+        progress.lines = verbose != "auto" and int(verbose) >= 1
         return progress
 
     def _make_optimizer(self, total_steps: int) -> None:
@@ -698,7 +697,7 @@ class _ContrastiveTrainer:
         for batch in plan:
             total_loss += self.train_step(batch, items, codes) * batch.n_pairs
             total_pairs += batch.n_pairs
-            progress.step(epoch, total_loss / max(total_pairs, 1))
+            progress.on_step_end(None, epoch, total_loss / max(total_pairs, 1))
         record = {
             "epoch": epoch + 1,
             "train_loss": total_loss / max(total_pairs, 1),

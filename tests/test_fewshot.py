@@ -12,10 +12,10 @@ from sklearn.linear_model import LinearRegression, RidgeClassifier
 from sklearn.tree import DecisionTreeClassifier
 
 from sktransfer import FewShotTextClassifier, TextEncoder
+from sktransfer._adapters.text import TextAdapter as TextBackend
 from sktransfer._fewshot import _with_hard_negatives, contrastive_loss
 from sktransfer._pairs import PairBatch, plan_pair_batches
 from sktransfer.exceptions import SavedModelError
-from sktransfer.finetune._bodies import TextBackend
 from tests.finetune_helpers import one_torch_thread, toy_texts  # noqa: F401 - fixture
 
 FAST = {"batch_size": 8, "learning_rate": 1e-3, "pairs_per_sample": 8, "random_state": 0}
