@@ -26,6 +26,13 @@ SENTENCES = [
 ]
 
 
+def machine() -> dict:
+    """What decides the last bits of the outputs: the torch version and CPU kernel level."""
+    import torch
+
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
 @contextlib.contextmanager
 def one_thread():
     import torch
