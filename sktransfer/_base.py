@@ -187,6 +187,14 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     # fingerprint, so the same weights reached two ways share cached vectors.
     _weights_params: tuple[str, ...] = ()
 
+    def _weights_context(self) -> dict:
+        """What, besides the weights' content, decides the numbers (hook).
+
+        Added to the fingerprint in place of the ``_weights_params`` (say the
+        architecture the weights are loaded into, when ``model`` names both).
+        """
+        return {}
+
     def _shared_load(self, device: str):
         """Load the network, or reuse the one an equal encoder loaded in this process.
 
@@ -216,6 +224,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         if identity.startswith("sha256:"):
             for name in self._weights_params:
                 params.pop(name, None)
+            params.update(self._weights_context())
         if "precision" in params:  # the precision that runs, after any fallback
             params["precision"] = self.precision_
         return _fingerprint.fingerprint(
@@ -241,6 +250,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         -------
         self
         """
+        self.__dict__.pop("_cache_counts", None)  # cache_info() counts from this fit on
         if _dask.is_dask_collection(X):  # only its columns are checked: nothing is computed
             X = _dask.fit_input(X)
         if X is not None:
@@ -291,7 +301,16 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             else:
                 prefix = bytes.fromhex(self.model_fingerprint_)
                 keys = [self._cache_key(prefix, item) for item in items]
-                out, failed = store.rows_for(keys, self.n_features_out_, self._encoder_of(items))
+                encode = self._encoder_of(items)
+                misses: list[int] = []
+
+                def compute(positions: list[int]):
+                    misses.extend(p for p in positions if keys[p] is not None)
+                    return encode(positions)
+
+                out, failed = store.rows_for(keys, self.n_features_out_, compute)
+                n_distinct = len({key for key in keys if key is not None})
+                self._count_cache_lookups(hits=n_distinct - len(misses), misses=len(misses))
         if failed:
             self._report_failures(sorted(failed))
         return out
@@ -318,20 +337,53 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             return None
         return _fingerprint.sample_key(prefix, content)
 
-    def cache_info(self) -> CacheStats:
-        """Hits, misses and size of the cache this encoder uses.
+    def _count_cache_lookups(self, hits: int, misses: int) -> None:
+        counts = self.__dict__.setdefault("_cache_counts", [0, 0])
+        counts[0] += hits
+        counts[1] += misses
 
-        Counts are per distinct sample per ``transform`` call, since the store
-        was opened (or cleared) in this process; the store is shared by every
-        encoder that uses the same ``cache``.
+    def cache_info(self) -> CacheStats:
+        """This encoder's cache hits and misses, and the size of the store it uses.
+
+        ``hits`` and ``misses`` count this encoder's lookups only (per distinct
+        sample per ``transform`` call, since its last ``fit``): a clone, or
+        another encoder sharing the store, keeps its own counts. ``entries``
+        and ``nbytes`` describe the whole store, which every encoder with the
+        same ``cache`` shares; the store's own counts (all encoders together)
+        are in ``extra["store_hits"]`` and ``extra["store_misses"]``.
 
         Returns
         -------
         CacheStats
+
+        Raises
+        ------
+        ValueError
+            With ``cache=None``: there is no store.
+
+        Examples
+        --------
+        >>> from sktransfer import TextEncoder
+        >>> encoder = TextEncoder().fit()
+        >>> _ = encoder.transform(["a film", "a film", "a book"])
+        >>> _ = encoder.transform(["a film"])
+        >>> info = encoder.cache_info()
+        >>> info.hits, info.misses
+        (1, 2)
         """
         from sktransfer.cache import cache_info
 
-        return cache_info(self.cache)
+        store = cache_info(self.cache)
+        hits, misses = self.__dict__.get("_cache_counts", (0, 0))
+        extra = dict(store.extra, store_hits=store.hits, store_misses=store.misses)
+        return CacheStats(
+            hits=hits,
+            misses=misses,
+            entries=store.entries,
+            nbytes=store.nbytes,
+            rejected=store.rejected,
+            extra=extra,
+        )
 
     def fit_transform(self, X, y=None, **fit_params):
         """Load the model and encode ``X``; same result as ``fit(X).transform(X)``."""

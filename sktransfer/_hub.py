@@ -20,6 +20,7 @@ attempt and what to do next.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 from pathlib import Path
@@ -305,6 +306,16 @@ def _create_timm_model(
 ):
     import timm
 
+    source, target = timm_model_source(name)
+    if source is not None:
+        if weights is not None:
+            raise ModelNotFoundError(
+                f"weights={str(weights)!r} applies to a timm architecture name, but "
+                f"model={name!r} already names its weights ({source}); pass one or the other."
+            )
+        if source == "local-dir":
+            return _create_from_folder(target, pretrained=pretrained, num_classes=num_classes)
+        return _create_from_hf_hub(target, pretrained=pretrained, num_classes=num_classes)
     _check_timm_name(name)
     if weights is not None:
         path = Path(weights).expanduser()
@@ -380,3 +391,150 @@ def _create_timm_model(
             f"or use the default {DEFAULT_IMAGE_MODEL!r} ({_OFFLINE_HINT})"
         )
     raise _fail("image", name, tried, hint)
+
+
+# ------------------------------------------------- timm's hf-hub: / local-dir:
+# Weight files a timm model folder (a Hub repository or a downloaded copy) holds,
+# in the order timm itself prefers them.
+_TIMM_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+
+
+def timm_model_source(name: str) -> tuple[str | None, str]:
+    """Split an image ``model`` into timm's source and the rest.
+
+    ``"hf-hub:timm/resnet18.a1_in1k"`` -> ``("hf-hub", "timm/resnet18.a1_in1k")``;
+    ``"local-dir:/models/resnet"`` or an existing folder holding a timm
+    ``config.json`` -> ``("local-dir", "/models/resnet")``; a registry name
+    (``"resnet18.a1_in1k"``) -> ``(None, name)``.
+
+    Examples
+    --------
+    >>> timm_model_source("hf-hub:timm/resnet18.a1_in1k")
+    ('hf-hub', 'timm/resnet18.a1_in1k')
+    >>> timm_model_source("resnet18")
+    (None, 'resnet18')
+    """
+    prefix, sep, rest = name.partition(":")
+    if sep and prefix.lower() in {"hf-hub", "hf_hub"}:
+        return "hf-hub", rest
+    if sep and prefix.lower() == "local-dir":
+        return "local-dir", rest
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return "local-dir", name
+    return None, name
+
+
+def timm_feature_width(model) -> int:
+    """Width of the pooled features a timm model with ``num_classes=0`` returns.
+
+    Most models return ``num_features`` values; those with a convolution or
+    MLP between the pooling and the classifier (MobileNetV3/V4, some ViTs)
+    return ``head_hidden_size`` values instead.
+    """
+    width = getattr(model, "head_hidden_size", None)
+    return int(width) if width else int(model.num_features)
+
+
+def _folder_weights(folder: Path) -> Path | None:
+    return next((folder / f for f in _TIMM_WEIGHT_FILES if (folder / f).is_file()), None)
+
+
+def _create_from_folder(name: str, *, pretrained: bool, num_classes: int, source="local"):
+    """A timm model folder (``config.json`` + weights), as ``local-dir:`` reads it.
+
+    The reference is the weights file, so that the same weights reached as a
+    Hub id, a Hub cache snapshot or a copied folder share their identity.
+    """
+    import timm
+
+    folder = Path(name).expanduser()
+    if not (folder / "config.json").is_file():
+        what = "is not a folder" if not folder.is_dir() else "holds no config.json"
+        raise ModelNotFoundError(
+            f"model='local-dir:{name}': {str(folder)!r} {what}. A timm model folder holds "
+            "config.json and model.safetensors (what the Hub repository 'timm/<name>' "
+            "holds; see docs/models.md#offline for how to download one)."
+        )
+    weights = _folder_weights(folder)
+    if pretrained and weights is None:
+        raise ModelNotFoundError(
+            f"model='local-dir:{name}': the folder holds config.json but no weights "
+            f"({', '.join(_TIMM_WEIGHT_FILES)}); pass pretrained=False for random weights."
+        )
+    try:
+        if pretrained:
+            model = timm.create_model(
+                f"local-dir:{folder.resolve()}", pretrained=True, num_classes=num_classes
+            )
+        else:
+            with _seeded_init():
+                model = timm.create_model(
+                    f"local-dir:{folder.resolve()}", pretrained=False, num_classes=num_classes
+                )
+    except Exception as exc:
+        raise ModelNotFoundError(
+            f"Could not load the timm model folder {str(folder)!r}: {_short(exc, 400)}"
+        ) from exc
+    if not pretrained:
+        return model.eval(), "random-init", f"local-dir:{folder.resolve()}"
+    return model.eval(), source, str(weights.resolve())
+
+
+@contextlib.contextmanager
+def _seeded_init():
+    """Random weights that are the same on every load (as ``pretrained=False`` gives)."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        yield
+
+
+def _create_from_hf_hub(target: str, *, pretrained: bool, num_classes: int):
+    """``hf-hub:org/name[@revision]``: the Hugging Face cache first, then the Hub."""
+    import timm
+
+    repo_id, _, revision = target.partition("@")
+    tried = []
+    snapshot = hf_snapshot_folder(repo_id, revision or None)
+    if snapshot is not None and (snapshot / "config.json").is_file():
+        if not pretrained or _folder_weights(snapshot) is not None:
+            return _create_from_folder(
+                str(snapshot), pretrained=pretrained, num_classes=num_classes, source="hf-cache"
+            )
+        tried.append(f"Hugging Face cache: snapshot {snapshot.name} holds no weights file")
+    else:
+        tried.append("Hugging Face cache: not there")
+    if hub_offline():
+        tried.append("Hugging Face Hub: skipped because HF_HUB_OFFLINE is set")
+    else:
+        status, detail = _hub_status(repo_id, revision or None)
+        if status == "ok":
+            try:
+                if pretrained:
+                    model = timm.create_model(
+                        f"hf-hub:{target}", pretrained=True, num_classes=num_classes
+                    )
+                else:
+                    with _seeded_init():
+                        model = timm.create_model(
+                            f"hf-hub:{target}", pretrained=False, num_classes=num_classes
+                        )
+            except Exception as exc:
+                tried.append(f"Hugging Face Hub: {_short(exc)}")
+            else:
+                if not pretrained:
+                    return model.eval(), "random-init", f"hf-hub:{target}"
+                snapshot = hf_snapshot_folder(repo_id, detail or revision or None)
+                weights = _folder_weights(snapshot) if snapshot is not None else None
+                return model.eval(), "hub", str(weights) if weights else f"hf-hub:{target}"
+        else:
+            tried.append(f"Hugging Face Hub: {status} ({detail})")
+    raise _fail(
+        "image",
+        f"hf-hub:{target}",
+        tried,
+        "check the repository id, or download the folder on a machine with a network "
+        "and pass model='local-dir:<folder>' (see docs/models.md#offline)",
+    )

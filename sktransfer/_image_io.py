@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -241,6 +242,29 @@ _FILE_KINDS = (
 )
 
 
+# A scheme followed by "//": a URL, not a path (a Windows drive "C:\\" has no "//").
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _refuse_url(path: str, where: str) -> None:
+    """Refuse a URL given where a file path is expected.
+
+    URLs are not fetched: a download inside ``transform`` would hide network
+    time and failures in a feature-extraction step, make the output depend on
+    what a server returns that day (and the embedding cache key on the URL,
+    not the content), and let a column of data make requests from the
+    machine. Downloading is one line for the caller, who chooses the timeout,
+    retries and size limit.
+    """
+    if not _URL_SCHEME.match(path):
+        return
+    raise ImageDecodeError(
+        f"{where}'{_shorten(path)}' is a URL; sktransfer does not fetch URLs. Download "
+        "the image first and pass its bytes or a local path, e.g. "
+        "urllib.request.urlopen(url, timeout=10).read() (see docs/encoders.md#imageencoder)."
+    )
+
+
 def _check_regular_file(path: str, where: str) -> None:
     """Refuse a path that is not a regular file (after following symlinks).
 
@@ -317,6 +341,7 @@ def _decode_path(item: str | os.PathLike, index: int) -> PILImage.Image:
 
     path = os.fsdecode(os.fspath(item))
     shown = f"'{_shorten(path)}'"
+    _refuse_url(path, f"image {index}: ")
     _check_regular_file(path, f"image {index}: ")
     try:
         with Image.open(path) as image:
@@ -654,6 +679,7 @@ def content_key(item: Any) -> bytes:
     if isinstance(item, (str, os.PathLike)):
         path = os.fsdecode(os.fspath(item))
         digest.update(b"encoded\0")
+        _refuse_url(path, "")
         _check_regular_file(path, "")
         try:
             hash_file(path, digest, chunk_size=_READ_CHUNK)

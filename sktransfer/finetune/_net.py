@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 from torch import nn
 
+from sktransfer._hub import timm_feature_width
+
 
 class FineTuneNet(nn.Module):
     """A pretrained body, dropout and a new linear head."""
@@ -20,7 +22,8 @@ class FineTuneNet(nn.Module):
         super().__init__()
         self.body = body
         self.dropout = nn.Dropout(head_dropout)
-        self.head = nn.Linear(body.num_features, n_outputs)
+        # timm's MobileNetV3/V4 return head_hidden_size features, not num_features.
+        self.head = nn.Linear(timm_feature_width(body), n_outputs)
 
     def forward(self, batch):
         return self.head(self.dropout(self.body(batch)))
