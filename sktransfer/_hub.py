@@ -135,23 +135,40 @@ def packaged_text_model_dir(name: str) -> Path | None:
     return folder if (folder / "modules.json").is_file() else None
 
 
-def load_sentence_transformer(name: str, *, device: str, revision: str | None = None):
+def load_sentence_transformer(
+    name: str,
+    *,
+    device: str,
+    revision: str | None = None,
+    model_kwargs: dict | None = None,
+    trust_remote_code: bool = False,
+):
     """Load a sentence-transformers model; return ``(model, source, reference)``.
 
-    The libraries' own progress bars and logging are silenced meanwhile
+    ``model_kwargs`` go to the underlying ``transformers`` model
+    (``SentenceTransformer(model_kwargs=...)``), ``trust_remote_code`` lets a
+    model folder run its own Python code (off unless asked for). The
+    libraries' own progress bars and logging are silenced meanwhile
     (:mod:`sktransfer._quiet`).
     """
     import sentence_transformers  # noqa: F401 - imported before its switches are turned off
 
+    extra = {}
+    if model_kwargs:
+        extra["model_kwargs"] = dict(model_kwargs)
+    if trust_remote_code:
+        extra["trust_remote_code"] = True
     with quiet_libraries():
-        return _load_sentence_transformer(name, device=device, revision=revision)
+        return _load_sentence_transformer(name, device=device, revision=revision, extra=extra)
 
 
-def _load_sentence_transformer(name: str, *, device: str, revision: str | None):
+def _load_sentence_transformer(name: str, *, device: str, revision: str | None, extra=None):
     from sentence_transformers import SentenceTransformer
 
+    extra = extra or {}
+
     def load(ref: str, rev: str | None = revision, **kwargs):
-        return SentenceTransformer(ref, device=device, revision=rev, **kwargs)
+        return SentenceTransformer(ref, device=device, revision=rev, **extra, **kwargs)
 
     path = Path(name).expanduser()
     if path.is_dir():
@@ -454,7 +471,7 @@ def _create_from_folder(name: str, *, pretrained: bool, num_classes: int, source
         raise ModelNotFoundError(
             f"model='local-dir:{name}': {str(folder)!r} {what}. A timm model folder holds "
             "config.json and model.safetensors (what the Hub repository 'timm/<name>' "
-            "holds; see docs/models.md#offline for how to download one)."
+            "holds; see docs/models.md#offline-machines for how to download one)."
         )
     weights = _folder_weights(folder)
     if pretrained and weights is None:
@@ -536,5 +553,5 @@ def _create_from_hf_hub(target: str, *, pretrained: bool, num_classes: int):
         f"hf-hub:{target}",
         tried,
         "check the repository id, or download the folder on a machine with a network "
-        "and pass model='local-dir:<folder>' (see docs/models.md#offline)",
+        "and pass model='local-dir:<folder>' (see docs/models.md#offline-machines)",
     )

@@ -20,6 +20,7 @@ from sktransfer._adapters.text import (  # noqa: F401 - check_texts: its public 
 from sktransfer._base import BaseEncoder
 from sktransfer._hub import DEFAULT_TEXT_MODEL
 from sktransfer._precision import PRECISIONS, autocast
+from sktransfer._prompts import check_prompt_params, prompt_tokens, resolve_prompt
 
 __all__ = ["TextEncoder"]
 
@@ -86,6 +87,27 @@ class TextEncoder(BaseEncoder):
         or more.
     revision : str or None, default=None
         A Hub revision (branch, tag or commit) to pin the model to.
+    prompt : str or None, default=None
+        Text put in front of every input before it is encoded, for models
+        trained with instructions: E5 models expect "query: " or "passage: ",
+        BGE models "Represent this sentence for searching relevant passages: "
+        in front of search queries. The prompt's tokens count toward the
+        model's length limit. ``None``: the model's own default prompt, if its
+        configuration names one (``SentenceTransformer.encode`` does the same).
+    prompt_name : str or None, default=None
+        Instead of ``prompt``: the name of one of the prompts stored with the
+        model (``config_sentence_transformers.json``, e.g. "query"). An
+        unknown name is an error that lists the model's prompts.
+    model_kwargs : dict or None, default=None
+        Keyword arguments for the underlying ``transformers`` model
+        (``SentenceTransformer(model_kwargs=...)``), e.g.
+        ``{"attn_implementation": "sdpa"}``. Part of the cache key.
+    trust_remote_code : bool, default=False
+        Let a model folder run its own Python code (models whose architecture
+        is not in ``transformers``). Off by default on purpose: that code runs
+        with your permissions when the model loads, so turn it on only for
+        models whose code you have read or whose publisher you trust, and pin
+        ``revision`` to a commit so that the code cannot change under you.
     cache : "memory", str, path-like or None, default="memory"
         Where embeddings are cached, so that a text is encoded once however
         often it is transformed (cross-validation, grid search, reruns).
@@ -122,6 +144,9 @@ class TextEncoder(BaseEncoder):
         The device the model runs on, e.g. "cpu" or "cuda:0".
     precision_ : str
         The precision in use: ``precision``, or "float32" after a fallback.
+    prompt_ : str or None
+        The prompt put in front of every text (from ``prompt``,
+        ``prompt_name`` or the model's default), or ``None``.
     n_features_out_ : int
         Embedding width.
     n_features_in_ : int
@@ -166,6 +191,10 @@ class TextEncoder(BaseEncoder):
         "on_missing": [StrOptions({"raise", "empty"})],
         "progress": ["boolean", StrOptions({"auto"})],
         "revision": [str, None],
+        "prompt": [str, None],
+        "prompt_name": [str, None],
+        "model_kwargs": [dict, None],
+        "trust_remote_code": ["boolean"],
         "cache": [str, os.PathLike, None],
         "precision": [StrOptions(set(PRECISIONS))],
         "n_threads": [
@@ -189,6 +218,10 @@ class TextEncoder(BaseEncoder):
         on_missing: str = "raise",
         progress: bool | str = "auto",
         revision: str | None = None,
+        prompt: str | None = None,
+        prompt_name: str | None = None,
+        model_kwargs: dict | None = None,
+        trust_remote_code: bool = False,
         cache: str | os.PathLike | None = "memory",
         precision: str = "float32",
         n_threads: int | None = None,
@@ -204,6 +237,10 @@ class TextEncoder(BaseEncoder):
         self.on_missing = on_missing
         self.progress = progress
         self.revision = revision
+        self.prompt = prompt
+        self.prompt_name = prompt_name
+        self.model_kwargs = model_kwargs
+        self.trust_remote_code = trust_remote_code
         self.cache = cache
         self.precision = precision
         self.n_threads = n_threads
@@ -228,7 +265,19 @@ class TextEncoder(BaseEncoder):
             # chunking existed, so stored embeddings stay valid.
             for name in self._chunk_params:
                 params.pop(name, None)
+        # Loading options at their defaults are left out too: the keys of
+        # encoders that do not use them stay what they were before they existed.
+        for name, default in self._loading_defaults.items():
+            if name in params and params[name] == default:
+                del params[name]
         return params
+
+    _loading_defaults = {
+        "prompt": None,
+        "prompt_name": None,
+        "model_kwargs": None,
+        "trust_remote_code": False,
+    }
 
     # ---------------------------------------------------------------- hooks
     def _make_adapter(self) -> TextAdapter:
@@ -237,12 +286,25 @@ class TextEncoder(BaseEncoder):
             max_length=self.max_length,
             revision=self.revision,
             on_missing=self.on_missing,
+            model_kwargs=self.model_kwargs,
+            trust_remote_code=self.trust_remote_code,
         )
+
+    def _load_model(self, device):
+        check_prompt_params(self.prompt, self.prompt_name)
+        return super()._load_model(device)
 
     @property
     def model_(self):
         """The loaded sentence-transformers model (reloaded on first use after unpickling)."""
         return self._body().st
+
+    def _after_load(self, network):
+        super()._after_load(network)
+        # The prompt actually used (``prompt``, a named prompt or the model's default).
+        self.prompt_ = resolve_prompt(network.st, self.prompt, self.prompt_name)
+        self._prompt_tokens = prompt_tokens(network.st, self.prompt_)
+        self._adapter.prompt = self.prompt_
 
     def _encode(self, texts, failed, labels=None):
         network = self.model_
@@ -251,7 +313,12 @@ class TextEncoder(BaseEncoder):
         chunk = self.long_texts == "chunk"
         # One tokenizer pass gives the batching order, the texts that exceed the
         # limit and (when chunking) the windows of those texts.
-        counts = measure_tokens(network, unique, overlap=self.chunk_overlap if chunk else None)
+        counts = measure_tokens(
+            network,
+            unique,
+            overlap=self.chunk_overlap if chunk else None,
+            reserved=getattr(self, "_prompt_tokens", 0),
+        )
         if counts.windows:
             embeddings = self._encode_windows(network, unique, counts)
         else:

@@ -60,6 +60,13 @@ class TextAdapter(Adapter):
         Hub revision.
     on_missing : {"raise", "empty"}
         Missing entries raise, or become "".
+    model_kwargs : dict or None
+        Keyword arguments for the underlying ``transformers`` model.
+    trust_remote_code : bool
+        Let the model folder run its own code.
+
+    The attribute ``prompt`` (``None`` until set) is put in front of every text
+    of the evaluation batches.
     """
 
     kind = "text"
@@ -71,11 +78,16 @@ class TextAdapter(Adapter):
         max_length: int | None = None,
         revision: str | None = None,
         on_missing: str = "raise",
+        model_kwargs: dict | None = None,
+        trust_remote_code: bool = False,
     ):
         self.model = model
         self.max_length = max_length
         self.revision = revision
         self.on_missing = on_missing
+        self.model_kwargs = model_kwargs
+        self.trust_remote_code = trust_remote_code
+        self.prompt: str | None = None
         self._st = None
 
     def check_X(self, X) -> list:
@@ -86,7 +98,11 @@ class TextAdapter(Adapter):
 
     def load(self, device: str, pretrained: bool = True):
         st, source, reference = load_sentence_transformer(
-            self.model, device=device, revision=self.revision
+            self.model,
+            device=device,
+            revision=self.revision,
+            model_kwargs=self.model_kwargs,
+            trust_remote_code=self.trust_remote_code,
         )
         apply_max_length(st, self.max_length, reference)
         body = sentence_transformer_body()(st).to(device)
@@ -158,9 +174,10 @@ class TextAdapter(Adapter):
         if lengths is None:
             lengths = measure_tokens(self._st, items).lengths
         order = np.argsort(-lengths, kind="stable")
+        extra = {"prompt": self.prompt} if self.prompt else {}
         for start in range(0, len(items), batch_size):
             rows = order[start : start + batch_size]
-            yield rows, self._st.preprocess([items[i] for i in rows])
+            yield rows, self._st.preprocess([items[i] for i in rows], **extra)
 
     @staticmethod
     def to_device(batch, device: str):
@@ -237,7 +254,9 @@ class TokenCounts:
     windows: dict[int, list[Window]] = field(default_factory=dict)
 
 
-def measure_tokens(network, texts: list[str], *, overlap: float | None = None) -> TokenCounts:
+def measure_tokens(
+    network, texts: list[str], *, overlap: float | None = None, reserved: int = 0
+) -> TokenCounts:
     """Token counts of ``texts`` for ``network``, and which texts exceed its limit.
 
     The texts are tokenized once, in slices (bounded memory). Without
@@ -247,8 +266,12 @@ def measure_tokens(network, texts: list[str], *, overlap: float | None = None) -
     one longer than the limit is split into windows (:func:`split_windows`).
     A model without a usable tokenizer gets character counts (an ordering
     only; nothing is reported as cut), unless windows were asked for.
+    ``reserved`` tokens of the limit are taken by a prompt put in front of
+    every text.
     """
     limit = getattr(network, "max_seq_length", None)
+    if limit is not None and reserved:
+        limit = max(1, limit - reserved)
     tokenizer = getattr(network, "tokenizer", None)
     if tokenizer is None or not callable(tokenizer):
         if overlap is not None:
