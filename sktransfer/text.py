@@ -279,6 +279,12 @@ class TextEncoder(BaseEncoder):
         "trust_remote_code": False,
     }
 
+    def __setstate__(self, state):
+        # An encoder pickled before these parameters existed loads with their defaults.
+        for name, default in self._loading_defaults.items():
+            state.setdefault(name, default)
+        super().__setstate__(state)
+
     # ---------------------------------------------------------------- hooks
     def _make_adapter(self) -> TextAdapter:
         return TextAdapter(

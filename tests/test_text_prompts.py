@@ -112,3 +112,19 @@ def test_loading_options_at_their_defaults_keep_the_cache_keys(tiny_text_model):
     assert not {"prompt", "prompt_name", "model_kwargs", "trust_remote_code"} & set(params)
     tuned = _encoder(tiny_text_model, model_kwargs={"attn_implementation": "eager"}).fit()
     assert tuned.model_fingerprint_ != explicit.model_fingerprint_
+
+
+def test_an_encoder_pickled_before_these_parameters_loads(tiny_text_model):
+    import pickle
+
+    fitted = _encoder(tiny_text_model).fit()
+    expected = fitted.transform(TEXTS)
+    state = fitted.__getstate__()
+    for name in ("prompt", "prompt_name", "model_kwargs", "trust_remote_code", "prompt_"):
+        state.pop(name, None)
+    state.pop("_prompt_tokens", None)
+    old = TextEncoder.__new__(TextEncoder)
+    old.__dict__.update(state)  # what unpickling an older version's encoder gives
+    loaded = pickle.loads(pickle.dumps(old))
+    assert loaded.get_params()["trust_remote_code"] is False
+    np.testing.assert_array_equal(loaded.transform(TEXTS), expected)
