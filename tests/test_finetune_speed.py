@@ -39,7 +39,12 @@ def test_head_only_training_runs_the_body_once_per_sample(tiny_text_model, monke
     counter = ForwardCounter(monkeypatch)
     clf = _text_clf(tiny_text_model, early_stopping=True, validation_fraction=0.2).fit(X, y)
     assert clf.n_epochs_ == 4
-    assert counter.samples == len(X)  # 24 training + 6 validation samples, once each
+    # The frozen body's features come from the frozen encoder (the same body), through
+    # the embedding cache: 24 training + 6 validation samples, encoded once each.
+    from sktransfer.cache import cache_info
+
+    assert counter.samples == len(X)
+    assert cache_info().misses == len(X)
 
 
 def test_training_top_blocks_runs_the_body_every_epoch(tiny_text_model, monkeypatch):

@@ -141,6 +141,7 @@ class _FineTuneEstimator(BaseEstimator):
             FreezeSchedule,
             TrainingProgress,
         )
+        from sktransfer.finetune._frozen_features import cached_body_features
         from sktransfer.finetune._loop import LoopConfig, TrainingLoop
         from sktransfer.finetune._net import FineTuneNet
 
@@ -211,6 +212,7 @@ class _FineTuneEstimator(BaseEstimator):
                     max_grad_norm=self.max_grad_norm,
                     device=device,
                     amp_dtype=amp_dtype,
+                    body_features=cached_body_features(adapter, device),
                 ),
                 torch.Generator().manual_seed(seed),
                 callbacks,

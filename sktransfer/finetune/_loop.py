@@ -98,6 +98,9 @@ class LoopConfig:
     max_grad_norm: float | None
     device: str
     amp_dtype: torch.dtype | None = None
+    # items -> body features (or None), e.g. through the embedding cache
+    # (``_frozen_features``); used when the body never trains.
+    body_features: Callable | None = None
 
 
 @dataclass
@@ -228,6 +231,12 @@ class TrainingLoop:
         def features(split: Split | None) -> Split | None:
             if split is None:
                 return None
+            cfg = self.config
+            if cfg.body_features is not None and cfg.amp_dtype is None:
+                encoded = cfg.body_features(split.items)
+                if encoded is not None:
+                    self._call("on_batches", math.ceil(len(split.items) / cfg.batch_size))
+                    return Split(torch.from_numpy(encoded), split.targets, split.weights, split.y)
             encoded = self._outputs(self.net.body, self.adapter, split.items)
             return Split(torch.from_numpy(encoded), split.targets, split.weights, split.y)
 
