@@ -64,6 +64,12 @@ RUNTIME_ONLY_PARAMS = frozenset(
 )
 
 
+# Parameters added after caches existed, left out of the fingerprint at their
+# default so that stored embeddings keep their keys.
+OMITTED_AT_DEFAULT = {"backend": "torch"}
+_NO_DEFAULT = object()
+
+
 class _LoadedNetworks:
     """A small LRU of loaded networks, shared by encoders with equal parameters.
 
@@ -180,7 +186,11 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     # ------------------------------------------------------ identity & loads
     def _output_params(self) -> dict:
         """The parameters that can change the numbers this encoder produces."""
-        return {k: v for k, v in sorted(self.get_params().items()) if k not in RUNTIME_ONLY_PARAMS}
+        return {
+            k: v
+            for k, v in sorted(self.get_params().items())
+            if k not in RUNTIME_ONLY_PARAMS and OMITTED_AT_DEFAULT.get(k, _NO_DEFAULT) != v
+        }
 
     # Parameters naming the weights: when the weights' content is hashed into
     # the identity, their value (an id or a path) is left out of the
@@ -225,8 +235,8 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             for name in self._weights_params:
                 params.pop(name, None)
             params.update(self._weights_context())
-        if "precision" in params:  # the precision that runs, after any fallback
-            params["precision"] = self.precision_
+        if "precision" in params:  # the precision that runs ("auto" and fallbacks resolved)
+            params["precision"] = str(self.precision_)
         return _fingerprint.fingerprint(
             type(self).__name__,
             identity,
@@ -260,7 +270,6 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             self.n_features_in_ = 1
             self._input_name = None
         self.device_ = resolve_device(self.device)
-        self.precision_ = self._resolve_precision(self.device_)
         network, source, reference, identity = self._shared_load(self.device_)
         self._network = network
         self.model_source_ = source
@@ -268,6 +277,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self._weights_identity = identity
         self.n_features_out_ = int(self._output_dim(network))
         self._after_load(network)
+        self.precision_ = self._resolve_precision(self.device_, network)
         self.model_fingerprint_ = self._fingerprint(identity)
         return self
 
@@ -448,9 +458,9 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 f"estimator was fitted with {self.n_features_out_}; refit it."
             )
         self.device_ = device
-        self.precision_ = self._resolve_precision(device)
         self._network = network
         self._after_load(network)
+        self.precision_ = self._resolve_precision(device, network)
         # The same weights may live at another path on another machine (a
         # packaged copy, another cache folder): only other weights count.
         fingerprint = self._fingerprint(identity)
@@ -470,10 +480,22 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self._weights_identity = identity
         return network
 
-    def _resolve_precision(self, device: str) -> str:
-        """The precision that runs on ``device`` ("float32" after a warning if unsupported)."""
+    def _precision_probe(self, network):
+        """``probe(precision)`` -> outputs on the adapter's probe batch, for "auto" (hook).
+
+        ``None`` (an adapter without probe samples) means no probe: "auto" then
+        stays at float32.
+        """
+        return precision_probe(network, self._adapter, self.device_)
+
+    def _resolve_precision(self, device: str, network=None) -> str:
+        """The precision that runs on ``device`` (see ``sktransfer._precision``)."""
+        precision = getattr(self, "precision", "float32")
+        probe = None
+        if precision == "auto" and network is not None:
+            probe = self._precision_probe(network)
         return resolve_precision(
-            getattr(self, "precision", "float32"), device, owner=type(self).__name__
+            precision, device, owner=type(self).__name__, probe=probe, probe_key=network
         )
 
     def _inference_context(self):
@@ -517,6 +539,15 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             )
 
     # --------------------------------------------------------------- pickling
+    # Parameters added after release: the value that reproduces what an older
+    # pickle (which lacks them) computed.
+    _added_params: dict[str, Any] = {}
+
+    def __setstate__(self, state):
+        for name, value in self._added_params.items():
+            state.setdefault(name, value)
+        super().__setstate__(state)
+
     def __getstate__(self):
         state = super().__getstate__()
         # A frozen encoder pickles the reference to its model, not its weights:
@@ -524,6 +555,31 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         for attr in self._network_attrs:
             state.pop(attr, None)
         return state
+
+
+def precision_probe(body, adapter, device: str):
+    """``probe(precision)``: ``body``'s outputs on ``adapter``'s fixed probe batch.
+
+    ``None`` when the adapter has no probe samples. Used by ``precision="auto"``
+    of the encoders and of the fine-tuners (see ``sktransfer._precision``).
+    """
+    samples = adapter.probe_samples()
+    if samples is None:
+        return None
+    items = adapter.check_X(samples)
+
+    def probe(precision: str) -> np.ndarray:
+        import torch
+
+        from sktransfer._precision import autocast
+
+        out = np.empty((len(items), adapter.output_dim(body)), dtype=np.float32)
+        with torch.inference_mode(), autocast(precision, device):
+            for rows, batch in adapter.inference_batches(items, len(items)):
+                out[rows] = body(adapter.to_device(batch, device)).float().cpu().numpy()
+        return out
+
+    return probe
 
 
 def _is_pathish(value) -> bool:

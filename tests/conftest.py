@@ -27,6 +27,20 @@ def _fresh_caches():
     LOADED_NETWORKS.clear()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_native_bfloat16():
+    """``precision="auto"`` and ``mixed_precision="auto"`` pick float32 on every test CPU.
+
+    The numbers a test checks must not depend on the machine's instruction set;
+    tests of the bfloat16 path patch ``native_bfloat16`` themselves. An
+    environment variable, so that subprocesses and joblib workers agree, set for
+    the whole session so that module-scoped fixtures see it too.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SKTRANSFER_BFLOAT16", "0")
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _seed_everything():
     random.seed(0)

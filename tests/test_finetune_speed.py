@@ -99,10 +99,12 @@ def test_the_first_epoch_pays_for_the_feature_pass(tiny_text_model):
 
 
 # ---------------------------------------------------------------- precision
-def test_prediction_precision_defaults_to_float32(tiny_text_model):
+def test_prediction_precision_defaults_to_auto_float32_without_native_bfloat16(
+    tiny_text_model,
+):
     X, y = text_samples(20)
     clf = _text_clf(tiny_text_model, epochs=1).fit(X, y)
-    assert clf.precision_ == "float32"
+    assert clf.precision == "auto" and clf.precision_ == "float32"
 
 
 def test_bfloat16_predictions_are_close_and_training_is_unchanged(tiny_text_model, monkeypatch):

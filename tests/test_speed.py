@@ -49,9 +49,10 @@ def _image(tiny_image_weights, **kwargs):
 
 
 # ----------------------------------------------------------------- precision
-def test_default_precision_is_exact_float32(tiny_text_model):
+def test_default_precision_is_auto_and_float32_without_native_bfloat16(tiny_text_model):
     enc = _text(tiny_text_model).fit()
-    assert enc.precision == "float32" and enc.precision_ == "float32"
+    assert enc.precision == "auto" and enc.precision_ == "float32"
+    assert "SKTRANSFER_BFLOAT16=0" in enc.precision_.reason
 
 
 def test_text_bfloat16_is_close_to_float32(tiny_text_model, bf16_is_fast):

@@ -23,6 +23,9 @@ nothing about estimators or training:
 ``to_device(batch, device)``
 ``content_key(item) -> bytes``
     The bytes that identify a sample's content (the embedding cache's key).
+``probe_samples() -> list or None``
+    A fixed batch of samples on which ``precision="auto"`` compares bfloat16
+    with float32 (``None``: no probe, "auto" stays at float32).
 
 plus ``warn_if_truncated``, ``augments`` and ``save_body`` / ``load_saved_body``
 for the fine-tuners' ``save`` / ``load``, with defaults here.
@@ -79,6 +82,10 @@ class Adapter:
 
     def content_key(self, item) -> bytes:  # pragma: no cover
         raise NotImplementedError
+
+    def probe_samples(self) -> list | None:
+        """The fixed probe batch of ``precision="auto"`` (none by default)."""
+        return None
 
     def warn_if_truncated(self, items: list, owner: str) -> None:
         """Warn when samples are cut to fit the body (nothing is, by default)."""

@@ -139,6 +139,12 @@ class ImageAdapter(Adapter):
                 **config, is_training=True, **AUGMENTATIONS[self.augmentation]
             )
 
+    def probe_samples(self) -> list:
+        """scikit-learn's two sample photos (see ``sktransfer._precision``)."""
+        from sktransfer._precision import probe_images
+
+        return probe_images()
+
     def blocks(self, body) -> list[list[str]]:
         """The blocks timm's own layer-wise decay uses (``group_matcher(coarse=False)``)."""
         from timm.models import group_parameters

@@ -112,6 +112,12 @@ class TextAdapter(Adapter):
     def attach(self, body) -> None:
         self._st = body.st
 
+    def probe_samples(self) -> list:
+        """Short and long, plain and noisy texts (see ``sktransfer._precision``)."""
+        from sktransfer._precision import PROBE_TEXTS
+
+        return list(PROBE_TEXTS)
+
     def warn_if_truncated(self, items: list, owner: str) -> None:
         """One ``TruncationWarning`` when texts exceed the body's token limit.
 

@@ -167,7 +167,10 @@ class _FineTuneEstimator(BaseEstimator):
             from sktransfer._malloc import tune_malloc
 
             tune_malloc()
-        precision = resolve_precision(self.precision, device, owner=type(self).__name__)
+        # An explicit precision warns before training; "auto" probes the trained body.
+        precision = None
+        if self.precision != "auto":
+            precision = resolve_precision(self.precision, device, owner=type(self).__name__)
         amp_dtype = _amp_dtype(self.mixed_precision, device)
         metric_name = self._validation_metric()
         with _seeded(seed, device):
@@ -223,7 +226,7 @@ class _FineTuneEstimator(BaseEstimator):
         self._net = net.eval()
         self._adapter = adapter
         self.device_ = device
-        self.precision_ = precision
+        self.precision_ = precision or prediction_precision(self, net, adapter, device)
         self.model_source_ = source
         self.model_reference_ = reference
         self.n_features_in_ = 1
@@ -313,7 +316,7 @@ class _FineTuneEstimator(BaseEstimator):
         body, _, _ = adapter.load(device, pretrained=False)
         net = rebuild_network(body, self._net_state, device, self.head_dropout)
         if device != self.device_:  # e.g. trained on a GPU, unpickled on a CPU
-            self.precision_ = resolve_precision(self.precision, device, owner=type(self).__name__)
+            self.precision_ = prediction_precision(self, net, adapter, device)
         self._net, self._adapter, self.device_ = net, adapter, device
         del self._net_state
         return self._net
@@ -418,6 +421,22 @@ def _amp_dtype(mixed_precision, device: str):
     import torch
 
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def prediction_precision(estimator, net, adapter, device: str):
+    """``precision_`` of a fitted fine-tuner; "auto" probes the body of ``net``.
+
+    The probe compares the body's features on the adapter's fixed probe batch
+    (texts or photos, see ``sktransfer._precision``) in float32 and bfloat16.
+    """
+    from sktransfer._base import precision_probe
+
+    probe = None
+    if estimator.precision == "auto":
+        probe = precision_probe(net.body, adapter, device)
+    return resolve_precision(
+        estimator.precision, device, owner=type(estimator).__name__, probe=probe, probe_key=net
+    )
 
 
 def _missing_positions(y: np.ndarray) -> list[int]:

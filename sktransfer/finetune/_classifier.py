@@ -51,7 +51,7 @@ class _FineTuneClassifier(ClassifierMixin, _FineTuneEstimator):
         random_state=None,
         device: str = "auto",
         mixed_precision: bool | str = "auto",
-        precision: str = "float32",
+        precision: str = "auto",
         verbose: int | str = "auto",
     ):
         self.model = model

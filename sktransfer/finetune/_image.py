@@ -118,7 +118,7 @@ class ImageClassifier(_ImageInput, _FineTuneClassifier):
         random_state=None,
         device: str = "auto",
         mixed_precision: bool | str = "auto",
-        precision: str = "float32",
+        precision: str = "auto",
         verbose: int | str = "auto",
     ):
         self.model = model
@@ -198,7 +198,7 @@ class ImageRegressor(_ImageInput, _FineTuneRegressor):
         random_state=None,
         device: str = "auto",
         mixed_precision: bool | str = "auto",
-        precision: str = "float32",
+        precision: str = "auto",
         verbose: int | str = "auto",
     ):
         self.model = model

@@ -356,7 +356,6 @@ def load_estimator(path, *, device: str, expected=None):
     network rebuilt from the configuration; truncated weight files.
     """
     from sktransfer._device import resolve_device
-    from sktransfer._precision import resolve_precision
     from sktransfer.finetune._net import rebuild_network
     from sktransfer.finetune._registry import estimator_class
 
@@ -431,5 +430,7 @@ def load_estimator(path, *, device: str, expected=None):
     )
     estimator._adapter = adapter
     estimator.device_ = device
-    estimator.precision_ = resolve_precision(estimator.precision, device, owner=config["class"])
+    from sktransfer.finetune._base import prediction_precision
+
+    estimator.precision_ = prediction_precision(estimator, estimator._net, adapter, device)
     return estimator

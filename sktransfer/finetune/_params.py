@@ -91,11 +91,14 @@ _PARAMS_DOC = """
         Training in bfloat16 (float16 with loss scaling where bf16 is
         unsupported) autocast on CUDA; "auto" and True use it on CUDA. It
         never applies on the CPU.
-    precision : {"float32", "bfloat16", "float16"}, default="float32"
+    precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
         Floating-point type of the forward pass in ``predict`` and friends,
-        as in :class:`sktransfer.TextEncoder`: "bfloat16" where the CPU or GPU
-        runs it faster (a ``PrecisionWarning`` and float32 elsewhere),
-        "float16" on CUDA. ``precision_`` is the one in use. Training is not
+        as in :class:`sktransfer.TextEncoder`: "auto" picks bfloat16 where the
+        device computes it natively and the trained body's features on a fixed
+        probe batch agree with float32 (mean cosine >= 0.999); "bfloat16"
+        where the CPU or GPU runs it faster (a ``PrecisionWarning`` and
+        float32 elsewhere), "float16" on CUDA. ``precision_`` is the one in
+        use, with the reason in ``precision_.reason``. Training is not
         affected (see ``mixed_precision``).
     verbose : int or "auto", default="auto"
         What ``fit`` shows while it runs. "auto": one progress bar over all
@@ -127,9 +130,9 @@ _ATTRIBUTES_DOC = """
         The metric early stopping monitored.
     device_ : str
         The device the network is on.
-    precision_ : str
-        The precision of predictions: ``precision``, or "float32" after a
-        fallback.
+    precision_ : Precision
+        The precision of predictions (a str), with the reason for it in
+        ``precision_.reason``.
     model_source_, model_reference_ : str
         Where the pretrained body came from.
     n_features_in_ : int

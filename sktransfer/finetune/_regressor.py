@@ -48,7 +48,7 @@ class _FineTuneRegressor(RegressorMixin, _FineTuneEstimator):
         random_state=None,
         device: str = "auto",
         mixed_precision: bool | str = "auto",
-        precision: str = "float32",
+        precision: str = "auto",
         verbose: int | str = "auto",
     ):
         self.model = model

@@ -102,7 +102,7 @@ class TextClassifier(_TextInput, _FineTuneClassifier):
         random_state=None,
         device: str = "auto",
         mixed_precision: bool | str = "auto",
-        precision: str = "float32",
+        precision: str = "auto",
         verbose: int | str = "auto",
     ):
         self.model = model
@@ -175,7 +175,7 @@ class TextRegressor(_TextInput, _FineTuneRegressor):
         random_state=None,
         device: str = "auto",
         mixed_precision: bool | str = "auto",
-        precision: str = "float32",
+        precision: str = "auto",
         verbose: int | str = "auto",
     ):
         self.model = model
