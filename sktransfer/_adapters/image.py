@@ -7,6 +7,7 @@ Decoding and the content keys are in ``sktransfer._image_io``.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -74,6 +75,9 @@ class ImageAdapter(Adapter):
         Training-time augmentation (see ``AUGMENTATIONS``).
     n_workers : int
         Threads decoding images.
+    jpeg_draft : bool
+        Decode large JPEG files at a reduced scale in evaluation batches (see
+        :meth:`draft_min_side`).
     """
 
     kind = "image"
@@ -87,6 +91,7 @@ class ImageAdapter(Adapter):
         image_size: int | None = None,
         augmentation: str = "none",
         n_workers: int = 1,
+        jpeg_draft: bool = False,
     ):
         self.model = model
         self.pretrained = pretrained
@@ -94,6 +99,7 @@ class ImageAdapter(Adapter):
         self.image_size = image_size
         self.augmentation = augmentation
         self.n_workers = n_workers
+        self.jpeg_draft = jpeg_draft
         self.data_config = None
 
     @property
@@ -182,7 +188,16 @@ class ImageAdapter(Adapter):
             on_error=on_error,
             n_workers=self.n_workers,
             labels=positions,
+            draft_min_side=self.draft_min_side(),
         )
+
+    def draft_min_side(self) -> int | None:
+        """Twice the shorter side the model's resize produces (None: no draft decoding)."""
+        if not self.jpeg_draft or self.data_config is None:
+            return None
+        _, height, width = self.data_config["input_size"]
+        crop_pct = self.data_config.get("crop_pct") or 1.0
+        return 2 * math.ceil(max(height, width) / crop_pct)
 
     def inference_batches(self, items: list, batch_size: int):
         import torch
