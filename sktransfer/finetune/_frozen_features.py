@@ -42,18 +42,9 @@ def frozen_encoder(adapter, device: str, cache="memory"):
             progress=False,
             cache=cache,
         )
-    if kind == "image":
-        from sktransfer.image import ImageEncoder
-
-        return ImageEncoder(
-            adapter.model,
-            pretrained=adapter.pretrained,
-            weights=adapter.weights,
-            image_size=adapter.image_size,
-            device=device,
-            progress=False,
-            cache=cache,
-        )
+    # Images are not: the frozen ImageEncoder runs convolutions channels-last, which
+    # equals the fine-tuner's body pass only to float rounding, and a fine-tuner's
+    # predictions must not depend on whether its features were cached.
     return None
 
 
