@@ -28,7 +28,8 @@ def frozen_encoder(adapter, device: str, cache="memory"):
     --------
     >>> from sktransfer._adapters.text import TextAdapter
     >>> frozen_encoder(TextAdapter("all-MiniLM-L6-v2", max_length=64), "cpu")
-    TextEncoder(device='cpu', max_length=64, model='all-MiniLM-L6-v2', progress=False)
+    TextEncoder(device='cpu', max_length=64, model='all-MiniLM-L6-v2', precision='float32',
+            progress=False)
     """
     kind = getattr(adapter, "kind", None)
     if kind == "text":
@@ -38,6 +39,7 @@ def frozen_encoder(adapter, device: str, cache="memory"):
             adapter.model,
             max_length=adapter.max_length,
             revision=adapter.revision,
+            precision="float32",  # what the training loop's body pass runs (amp aside)
             device=device,
             progress=False,
             cache=cache,
