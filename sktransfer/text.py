@@ -17,10 +17,10 @@ from sktransfer._adapters.text import (  # noqa: F401 - check_texts: its public 
     measure_tokens,
     warn_truncated,
 )
-from sktransfer._base import BaseEncoder
 from sktransfer._hub import DEFAULT_TEXT_MODEL
 from sktransfer._precision import PRECISIONS, autocast
 from sktransfer._prompts import check_prompt_params, prompt_tokens, resolve_prompt
+from sktransfer.adapt._encoder import AdaptiveEncoder
 
 __all__ = ["TextEncoder"]
 
@@ -30,7 +30,7 @@ __all__ = ["TextEncoder"]
 _TRUNCATED: ContextVar[list | None] = ContextVar("sktransfer_truncated", default=None)
 
 
-class TextEncoder(BaseEncoder):
+class TextEncoder(AdaptiveEncoder):
     """Encode text with a pretrained sentence-transformers model.
 
     A frozen feature extractor: ``fit`` loads the model (nothing is learned
@@ -133,6 +133,18 @@ class TextEncoder(BaseEncoder):
     n_threads : int or None, default=None
         torch threads while ``transform`` runs (restored afterwards, also on
         an error). ``None`` leaves torch's setting alone; -1 uses all cores.
+    adapt : {None, "contrastive"}, default=None
+        Adapt the pretrained body to unlabelled target texts in ``fit``
+        (``fit(X, sample_domain=...)``, negative domain = target; see
+        ``docs/adaptation.md``). "contrastive": a short unsupervised SimCSE
+        pass on the target texts (two dropout views of a sentence are the
+        positive pair, the other sentences of the batch the negatives). Every
+        later ``transform`` uses the adapted body (its own cache keys).
+    adapt_steps : int or None, default=None
+        Optimisation steps of the contrastive pass (batches of ``batch_size``
+        texts). ``None``: one pass over the target texts, at most 200 steps.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the adaptation (batch order, dropout).
 
     Attributes
     ----------
@@ -159,6 +171,9 @@ class TextEncoder(BaseEncoder):
         Always 1: one column of text.
     feature_names_in_ : ndarray of str
         The column name, when fitted on a one-column DataFrame.
+    adaptation_ : dict
+        With ``adapt``: the method, number of target texts, steps taken,
+        number of tensors changed and seconds spent.
 
     See Also
     --------
@@ -208,6 +223,9 @@ class TextEncoder(BaseEncoder):
             None,
             Interval(numbers.Integral, 1, None, closed="left"),
         ],
+        "adapt": [StrOptions({"contrastive"}), None],
+        "adapt_steps": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
     }
 
     def __init__(
@@ -231,6 +249,9 @@ class TextEncoder(BaseEncoder):
         cache: str | os.PathLike | None = "memory",
         precision: str = "auto",
         n_threads: int | None = None,
+        adapt: str | None = None,
+        adapt_steps: int | None = None,
+        random_state=None,
     ):
         self.model = model
         self.batch_size = batch_size
@@ -250,6 +271,9 @@ class TextEncoder(BaseEncoder):
         self.cache = cache
         self.precision = precision
         self.n_threads = n_threads
+        self.adapt = adapt
+        self.adapt_steps = adapt_steps
+        self.random_state = random_state
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -19,7 +19,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", ROOT / "docs" / "encoders.md", ROOT / "docs" / "finetuning.md"]
+DOCS = [
+    ROOT / "README.md",
+    ROOT / "docs" / "encoders.md",
+    ROOT / "docs" / "finetuning.md",
+    ROOT / "docs" / "adaptation.md",
+]
 
 EXAMPLE = re.compile(r"```python\n(.*?)```(?:\s*?\n```text\n(.*?)```)?", flags=re.S)
 DECIMAL = re.compile(r"-?\d+\.\d*(?:e[-+]?\d+)?")
@@ -68,7 +73,11 @@ def run_examples(path: Path) -> list[str]:
 @pytest.mark.real_model
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
 def test_python_examples_print_what_the_page_shows(path):
-    problems = run_examples(path)
+    import sklearn
+
+    # A page may import skada, which switches metadata routing on for the process.
+    with sklearn.config_context():
+        problems = run_examples(path)
     assert not problems, "\n\n".join(problems)
 
 
