@@ -37,6 +37,7 @@ __all__ = [
     "TextEncoder",
     "TextRegressor",
     "TransferReport",
+    "adapt",
     "datasets",
     "exceptions",
     "finetune",
@@ -57,7 +58,7 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
-    if name in ("datasets", "exceptions", "finetune", "report"):
+    if name in ("adapt", "datasets", "exceptions", "finetune", "report"):
         return importlib.import_module(f"sktransfer.{name}")
     raise AttributeError(f"module 'sktransfer' has no attribute {name!r}")
 

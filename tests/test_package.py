@@ -17,6 +17,8 @@ HEAVY = ("torch", "sklearn", "sentence_transformers", "transformers", "timm", "P
         ("sktransfer", HEAVY),
         # The data loaders return sklearn Bunches but need no model code.
         ("sktransfer.datasets", ("torch", "sklearn.model_selection", "timm", "PIL")),
+        # Domain adaptation: skada (and its global metadata-routing switch) only on use.
+        ("sktransfer.adapt", (*HEAVY, "skada")),
     ],
 )
 def test_import_loads_no_heavy_dependency(module, heavy):

@@ -148,7 +148,8 @@ def compare_adaptation(
         Feature-level methods (``None`` as a value: no adaptation; "source
         only" is added when no value is ``None``). Default: source only,
         CORAL, subspace alignment, optimal-transport mapping (exact EMD). A method with
-        ``n_components=None`` gets min(32, n_features, half the smallest domain).
+        ``n_components=None`` gets min(32, n_features, a tenth of the smallest domain), so that
+        the validation splits of the scorers can fit it too.
     estimator : classifier, default=LogisticRegression(max_iter=2000)
         The final classifier, after a StandardScaler.
     scorers : dict of str -> skada scorer, default=None
@@ -277,7 +278,8 @@ def _sized(method, features: np.ndarray, target: np.ndarray):
     PCA of one domain alone cannot reach.)
     """
     if method.get_params().get("n_components", 0) is None:
-        smallest = min(int(target.sum()), int((~target).sum())) // 2  # CV folds are smaller
+        # skada's validation splits (and scorers refitting on them) hold a tenth
+        smallest = min(int(target.sum()), int((~target).sum())) // 10
         method.set_params(n_components=max(1, min(MAX_COMPONENTS, features.shape[1], smallest)))
     return method
 
