@@ -291,6 +291,12 @@ class AdaptiveEncoder(BaseEncoder):
         state.pop("_source_network", None)
         return state
 
+    def __setstate__(self, state):
+        # Encoders pickled before adaptation existed: no adaptation, as they were.
+        for name in ADAPT_PARAMS:
+            state.setdefault(name, None)
+        super().__setstate__(state)
+
 
 def _with_state(network, state: dict, owner):
     """A copy of ``network`` with the tensors of ``state`` loaded."""
