@@ -21,7 +21,7 @@ import copy
 
 import numpy as np
 
-from sktransfer import cache as _cache
+from sktransfer import _fingerprint
 from sktransfer._base import BaseEncoder
 from sktransfer.adapt import _body
 from sktransfer.exceptions import InvalidInputError
@@ -59,7 +59,7 @@ class AdaptiveEncoder(BaseEncoder):
         digest = getattr(self, "_adapted_digest", None)
         if digest is None:
             return base
-        return _cache.fingerprint("adapted", base, digest).hex()
+        return _fingerprint.fingerprint("adapted", base, digest).hex()
 
     # ------------------------------------------------------------ sklearn API
     def fit(self, X=None, y=None, sample_domain=None):
@@ -146,14 +146,14 @@ class AdaptiveEncoder(BaseEncoder):
                     f"{name} needs source labels of at least 2 classes; the source samples "
                     f"(positive sample_domain) have {len(np.unique(labels))} distinct label(s)."
                 )
-        return [items[i] for i in target], [items[i] for i in source], labels
+        return [_value(items[i]) for i in target], [_value(items[i]) for i in source], labels
 
     def _run_adaptation(self, target, source, labels) -> None:
         import torch
 
         seed = int(np.random.RandomState(self.random_state).randint(2**31 - 1))
         timer = _body.Timer()
-        base = self.model_
+        base = self._body()  # the encoder's whole body (a text body wraps its model)
         network = copy.deepcopy(base)
         before = _body.snapshot(network)
         source_state = None
@@ -163,7 +163,7 @@ class AdaptiveEncoder(BaseEncoder):
                 if steps is None:
                     steps = min(_body.DEFAULT_CONTRASTIVE_STEPS, -(-len(target) // self.batch_size))
                 done = _body.adapt_contrastive(
-                    network,
+                    getattr(network, "st", network),
                     target,
                     batch_size=self.batch_size,
                     steps=steps,
@@ -206,6 +206,7 @@ class AdaptiveEncoder(BaseEncoder):
                     )
         changed = _body.changed_state(before, network)
         self._network = network
+        self._after_load(network)
         self._adapted_state = changed
         self._adapted_digest = _body.state_digest(changed)
         self.model_fingerprint_ = self._fingerprint(self._weights_identity)
@@ -225,12 +226,12 @@ class AdaptiveEncoder(BaseEncoder):
         self._source_state = state
         base = BaseEncoder._fingerprint(self, self._weights_identity)
         digest = _body.state_digest(state)
-        self._source_fingerprint = _cache.fingerprint("adapted-source", base, digest).hex()
+        self._source_fingerprint = _fingerprint.fingerprint("adapted-source", base, digest).hex()
 
     @contextlib.contextmanager
     def _source_body(self):
         """Encode with the body of source statistics (and its cache keys) inside the block."""
-        network, fingerprint = self.model_, self.model_fingerprint_
+        network, fingerprint = self._body(), self.model_fingerprint_
         if getattr(self, "_source_state", None) is None:
             yield
             return
@@ -269,13 +270,13 @@ class AdaptiveEncoder(BaseEncoder):
         domains = _check_sample_domain(sample_domain, len(items), type(self).__name__)
         source = np.flatnonzero(domains >= 0)
         if len(source) == 0:
-            return super().transform(items)
+            return super().transform(X)
         target = np.flatnonzero(domains < 0)
         out = np.empty((len(items), self.n_features_out_), dtype=np.float32)
         with self._source_body():
-            out[source] = np.asarray(super().transform([items[i] for i in source]))
+            out[source] = np.asarray(super().transform([_value(items[i]) for i in source]))
         if len(target):
-            out[target] = np.asarray(super().transform([items[i] for i in target]))
+            out[target] = np.asarray(super().transform([_value(items[i]) for i in target]))
         return out
 
     def _reload(self):
@@ -284,6 +285,7 @@ class AdaptiveEncoder(BaseEncoder):
         if state:
             network = _with_state(network, state, self)
             self._network = network
+            self._after_load(network)
         return network
 
     def __getstate__(self):
@@ -296,6 +298,13 @@ class AdaptiveEncoder(BaseEncoder):
         for name in ADAPT_PARAMS:
             state.setdefault(name, None)
         super().__setstate__(state)
+
+
+def _value(item):
+    """A prepared item as the user gave it (images carry their position; see _adapters)."""
+    from sktransfer._adapters.image import AtPosition
+
+    return item.value if isinstance(item, AtPosition) else item
 
 
 def _with_state(network, state: dict, owner):
@@ -345,25 +354,16 @@ def _source_head(features: np.ndarray, labels: np.ndarray, seed: int):
 
 
 def _image_batches(encoder, network, items: list):
-    """A callable yielding the decoded, preprocessed target images as input batches."""
-    import os
-
+    """A callable yielding the decoded, preprocessed images as input batches."""
     import torch
-
-    from sktransfer._image_io import iter_decoded_batches
 
     channels_last = any(isinstance(m, torch.nn.Conv2d) for m in network.modules())
     device = encoder.device_
+    adapter = encoder._adapter
+    on_error = "raise" if encoder.on_error == "raise" else "zero"
 
     def batches():
-        decoded = iter_decoded_batches(
-            items,
-            encoder.batch_size,
-            encoder._transform,
-            on_error="raise" if encoder.on_error == "raise" else "zero",
-            n_workers=min(4, os.cpu_count() or 1),
-        )
-        for _, tensors, _ in decoded:
+        for _, tensors, _ in adapter.decoded_batches(items, encoder.batch_size, on_error):
             ok = [t for t in tensors if t is not None]
             if not ok:
                 continue
