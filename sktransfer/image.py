@@ -257,6 +257,9 @@ class ImageEncoder(AdaptiveEncoder):
         super()._after_load(network)
         self.data_config_ = self._adapter.data_config
 
+    # An encoder pickled before ``jpeg_draft`` existed decoded every pixel.
+    _added_params = {"jpeg_draft": False}
+
     def _draft_min_side(self) -> int | None:
         """Twice the shorter side the model's resize produces (None: no draft decoding)."""
         return self._adapter.draft_min_side()
