@@ -197,8 +197,11 @@ def native_bfloat16(device: str) -> tuple[bool, str]:
 
     Examples
     --------
-    >>> native_bfloat16("mps")
-    (False, "bfloat16 is not used on 'mps' by sktransfer")
+    >>> native, reason = native_bfloat16("mps")
+    >>> native
+    False
+    >>> print(reason)  # doctest: +SKIP
+    bfloat16 is not used on 'mps' by sktransfer
     """
     setting = os.environ.get(BFLOAT16_ENV, "").strip().lower()
     if setting in ("0", "false", "no", "off"):
