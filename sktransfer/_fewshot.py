@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from sktransfer._hub import DEFAULT_TEXT_MODEL
 from sktransfer._precision import PRECISIONS, autocast, resolve_precision
+from sktransfer._validation import one_column_tags
 from sktransfer.exceptions import InvalidInputError, SavedModelError
 
 __all__ = ["FewShotTextClassifier"]
@@ -509,11 +510,9 @@ class FewShotTextClassifier(ClassifierMixin, BaseEstimator):
         return hasattr(self, "head_")
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
+        tags = one_column_tags(super().__sklearn_tags__())
         tags.input_tags.string = True
         tags.input_tags.one_d_array = True
-        tags.requires_fit = True
         tags.target_tags.required = True
         tags.non_deterministic = self.random_state is None
         tags.classifier_tags.multi_class = True
