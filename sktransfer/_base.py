@@ -75,23 +75,39 @@ class _LoadedNetworks:
 
     Frozen encoders never modify their network, so the clones that
     ``GridSearchCV`` fits -- one per fold and candidate -- load the model once.
+    Threads that ask for the same key at once (the tasks of a multi-threaded
+    Dask worker, joblib's threading backend) load it once: the first loads
+    while the others wait for it; other keys load meanwhile.
     """
 
     def __init__(self, maxsize: int = 3):
         self.maxsize = maxsize
         self._items: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
+        self._loading: dict = {}  # key -> the lock held by the thread loading it
 
     def get_or_load(self, key, load):
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        loaded = load()
-        with self._lock:
-            self._items[key] = loaded
-            while len(self._items) > self.maxsize:
-                self._items.popitem(last=False)
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:
+            with self._lock:
+                if key in self._items:  # loaded by the thread this one waited for
+                    self._items.move_to_end(key)
+                    return self._items[key]
+            try:
+                loaded = load()
+            except BaseException:
+                with self._lock:
+                    self._loading.pop(key, None)
+                raise
+            with self._lock:
+                self._items[key] = loaded
+                self._loading.pop(key, None)  # in the same step: no gap for a second load
+                while len(self._items) > self.maxsize:
+                    self._items.popitem(last=False)
         return loaded
 
     def clear(self) -> None:

@@ -24,10 +24,10 @@ import numpy as np
 
 from sktransfer.exceptions import InvalidInputError
 
-# One partition encodes at a time per process: the first task loads the
-# network while the others wait for it (one load per worker, not one per
-# thread), and a network's tokenizer is never used by two threads at once.
-# Parallelism comes from worker processes and torch's own threads.
+# One partition encodes at a time per process, so a network's tokenizer is
+# never used by two threads at once (the table of loaded networks already
+# makes threads that need the same model wait for one load). Parallelism comes
+# from worker processes and torch's own threads.
 _PROCESS_LOCK = threading.Lock()
 
 

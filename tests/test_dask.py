@@ -1,14 +1,17 @@
 """Encoders on dask collections, on a local cluster of worker processes (loopback only).
 
-One ``LocalCluster`` (2 worker processes, 1 thread each) serves the whole module:
-starting one costs seconds. Each test starts from workers with no loaded network
-and zeroed counters, installed in the worker processes by ``Client.run``.
+One ``LocalCluster`` (2 worker processes, 2 threads each: the tasks of one worker run at
+the same time, as on a default cluster) serves the whole module: starting one costs
+seconds. Each test starts from workers with no loaded network and zeroed counters,
+installed in the worker processes by ``Client.run``.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import threading
+import time
 
 import dask
 import dask.array as da
@@ -46,7 +49,7 @@ def client():
         dask.config.set(PATIENT),
         distributed.LocalCluster(
             n_workers=2,
-            threads_per_worker=1,
+            threads_per_worker=2,
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
@@ -70,20 +73,27 @@ def _import_the_encoders():
 
 # --- installed in the worker processes by Client.run ------------------------
 COUNTS = {"loads": 0, "encodes": 0}
+LOAD = {"extra_seconds": 0.0}
+GATE = {}
 
 
-def _install_counters():
-    """Count network loads and encoded batches in this process; start with none loaded."""
+def _install_counters(load_seconds=0.0):
+    """Count network loads and encoded batches in this process; start with none loaded.
+
+    ``load_seconds`` makes every load that much slower (a real model takes seconds).
+    """
     from sktransfer._base import LOADED_NETWORKS
     from sktransfer.text import TextEncoder as Encoder
 
     LOADED_NETWORKS.clear()
     COUNTS.update(loads=0, encodes=0)
+    LOAD["extra_seconds"] = load_seconds
     if not getattr(Encoder, "_counted", False):
         load, encode = Encoder._load_model, Encoder._encode
 
         def counted_load(self, device):
             COUNTS["loads"] += 1
+            time.sleep(LOAD["extra_seconds"])
             return load(self, device)
 
         def counted_encode(self, *args, **kwargs):
@@ -95,6 +105,16 @@ def _install_counters():
 
 def _counts():
     return dict(COUNTS)
+
+
+def _install_gate(n_tasks):
+    GATE["barrier"] = threading.Barrier(n_tasks)
+
+
+def _fit_when_all_tasks_arrived(model):
+    """Fit an encoder the moment every task behind the gate is running (a worker's threads)."""
+    GATE["barrier"].wait(timeout=120)  # broken (an error, not a hang) if they never meet
+    return _encoder(model).n_features_out_
 
 
 def _die_on(text, marker):
@@ -216,6 +236,22 @@ def test_grid_search_and_cross_validate_under_the_dask_joblib_backend(
     assert sum(c["encodes"] for c in counts.values()) >= 1
     for worker, c in counts.items():
         assert c["loads"] == (1 if c["encodes"] else 0), (worker, c)
+
+
+def test_tasks_running_together_on_a_threaded_worker_load_the_model_once(client, tiny_text_model):
+    worker = sorted(client.scheduler_info(n_workers=-1)["workers"])[0]
+    # A slow load: the second task asks for the model while the first is loading it.
+    client.run(_install_counters, 0.5)
+    client.run(_install_gate, 2, workers=[worker])
+    try:
+        fit = _fit_when_all_tasks_arrived
+        tasks = [
+            client.submit(fit, tiny_text_model, workers=[worker], pure=False) for _ in range(2)
+        ]
+        assert client.gather(tasks) == [32, 32]
+        assert client.run(_counts, workers=[worker])[worker]["loads"] == 1
+    finally:
+        client.run(_install_counters)  # loads at full speed again
 
 
 # Last of the cluster tests: the nanny is still restarting the killed worker afterwards.
