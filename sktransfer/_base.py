@@ -152,6 +152,10 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     # Attributes holding the loaded network; never pickled (see __getstate__).
     _network_attrs = ("_network", "_adapter")
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)  # where scikit-learn wraps transform for set_output
+        _dask.dask_before_set_output(cls)
+
     # ------------------------------------------------------------------ hooks
     def _make_adapter(self):  # pragma: no cover - every encoder names its adapter
         """The modality's adapter, configured by this encoder's parameters."""
@@ -571,6 +575,9 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         for attr in self._network_attrs:
             state.pop(attr, None)
         return state
+
+
+_dask.dask_before_set_output(BaseEncoder)
 
 
 def precision_probe(body, adapter, device: str):

@@ -11,12 +11,20 @@ same worker reuses it: one load per worker process. The embedding cache opens
 on the worker too: ``cache="memory"`` is each worker's own memory, a directory
 path is an SQLite store on each worker's disk at that path.
 
+With ``set_output(transform="pandas")`` (or scikit-learn's global
+``transform_output="pandas"``) the result is a lazy dask DataFrame instead,
+with the encoder's feature names as columns. scikit-learn's own wrapper would
+compute the whole result into one pandas DataFrame in this process, so the
+encoders answer a dask collection before that wrapper sees it
+(:func:`dask_before_set_output`).
+
 Nothing here imports dask unless a dask collection was passed (a dask
 collection cannot exist before dask is imported).
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 
@@ -44,6 +52,38 @@ def is_dask_collection(X) -> bool:
     import dask
 
     return dask.is_dask_collection(X)
+
+
+def dask_before_set_output(cls) -> None:
+    """Give dask collections to ``cls``'s own ``transform`` / ``fit_transform`` unwrapped.
+
+    scikit-learn wraps these methods so that ``set_output`` can turn their
+    result into a pandas DataFrame; on a lazy dask array that conversion would
+    compute every partition into this process's memory. For a dask collection
+    the method runs without that wrapper and :func:`transform` builds the
+    container (a dask array, or a dask DataFrame) itself. Applied to every
+    encoder class when it is defined.
+
+    Examples
+    --------
+    >>> from sktransfer import TextEncoder
+    >>> TextEncoder.transform._dask_before_set_output  # applied when the class was defined
+    True
+    """
+    for name in ("transform", "fit_transform"):
+        method = cls.__dict__.get(name)
+        if method is None or getattr(method, "_dask_before_set_output", False):
+            continue
+        # One level: the function scikit-learn's set_output wrapper wraps (functools.wraps).
+        unwrapped = getattr(method, "__wrapped__", method)
+
+        def dispatch(self, X, *args, _wrapped=method, _unwrapped=unwrapped, **kwargs):
+            method = _unwrapped if is_dask_collection(X) else _wrapped
+            return method(self, X, *args, **kwargs)
+
+        dispatch = functools.wraps(method)(dispatch)
+        dispatch._dask_before_set_output = True
+        setattr(cls, name, dispatch)
 
 
 def fit_input(X):
@@ -79,7 +119,12 @@ def transform(encoder, X):
     dask.array.Array of shape (n_samples, n_features_out_), dtype float32
         Rows line up with the input. The row count of a partition is unknown
         (``nan``) until computed when the input does not know it either
-        (DataFrame, Series, Bag).
+        (DataFrame, Series, Bag). With ``set_output(transform="pandas")``: a
+        dask DataFrame with the columns ``get_feature_names_out()``, float32,
+        one partition per input partition; a DataFrame or Series keeps its
+        index and divisions (join the embeddings back to it), an Array gets
+        the positions 0 to n-1, and each partition of a Bag counts from 0 (its
+        lengths are unknown until computed, as in ``Bag.to_dataframe()``).
 
     Examples
     --------
@@ -89,15 +134,23 @@ def transform(encoder, X):
     >>> enc.transform(db.from_sequence(["a", "b"], npartitions=2))  # doctest: +SKIP
     dask.array<concatenate, shape=(nan, 384), dtype=float32, ...>
     """
+    dim = int(encoder.n_features_out_)
+    kind = _collection_kind(X)
+    container = _output_container(encoder)
+    if kind == "dataframe":
+        _check_frame(encoder, X)
+    if container == "pandas":
+        return _transform_to_frame(encoder, X, dim, kind)
+    if kind == "array":
+        return _transform_array(encoder, X, dim)
+    return _transform_parts(encoder, X, dim, kind)
+
+
+def _transform_parts(encoder, X, dim: int, kind: str):
+    """One block per partition of a DataFrame, Series or Bag (row counts unknown)."""
     import dask
     import dask.array as da
 
-    dim = int(encoder.n_features_out_)
-    kind = _collection_kind(X)
-    if kind == "array":
-        return _transform_array(encoder, X, dim)
-    if kind == "dataframe":
-        _check_frame(encoder, X)
     parts = X.to_delayed()
     encode = dask.delayed(encode_partition, pure=True)
     blocks = [
@@ -107,6 +160,48 @@ def transform(encoder, X):
     if not blocks:
         return da.zeros((0, dim), dtype=np.float32)
     return da.concatenate(blocks, axis=0)
+
+
+def _output_container(encoder) -> str:
+    """What ``set_output`` asked for: "default" (a dask array) or "pandas" (a dask DataFrame)."""
+    from sklearn.utils._set_output import _get_output_config
+
+    container = _get_output_config("transform", encoder)["dense"]
+    if container not in ("default", "pandas"):
+        raise InvalidInputError(
+            f"{type(encoder).__name__} has set_output(transform={container!r}), which has no "
+            "dask counterpart: a dask collection gives a lazy dask array, or a dask DataFrame "
+            "with set_output(transform='pandas'). Use one of these, or compute the input "
+            "first to get an in-memory result."
+        )
+    return container
+
+
+def _transform_to_frame(encoder, X, dim: int, kind: str):
+    """The lazy result as a dask DataFrame named by ``get_feature_names_out()``."""
+    import dask.dataframe as dd
+    import pandas as pd
+
+    columns = [str(c) for c in encoder.get_feature_names_out()]
+    if kind in ("dataframe", "series"):
+        # Partition by partition, each keeping its index: the divisions stay those of X.
+        meta = pd.DataFrame(
+            np.empty((0, dim), dtype=np.float32), columns=columns, index=X._meta.index
+        )
+        return X.map_partitions(_encode_frame, encoder, columns, kind, meta=meta)
+    if kind == "array":
+        array = _transform_array(encoder, X, dim)
+    else:
+        array = _transform_parts(encoder, X, dim, kind)
+    return dd.from_dask_array(array, columns=columns)
+
+
+def _encode_frame(part, encoder, columns, kind, partition_info=None):
+    import pandas as pd
+
+    number = None if partition_info is None else partition_info["number"]
+    out = encode_partition(encoder, part, number, kind)
+    return pd.DataFrame(out, index=part.index, columns=columns)
 
 
 def _collection_kind(X) -> str:

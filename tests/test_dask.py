@@ -321,3 +321,79 @@ def test_other_dask_collections_are_refused_with_what_to_pass(tiny_text_model):
     enc = _encoder(tiny_text_model)
     with pytest.raises(InvalidInputError, match=r"accept a dask DataFrame.*Bag or Array"):
         enc.transform(delayed(list)(["a"]))
+
+
+# --- set_output(transform="pandas"): a lazy dask DataFrame ------------------------------------
+def _count_encodes(monkeypatch):
+    calls = []
+    encode = TextEncoder._encode
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return encode(self, *args, **kwargs)
+
+    monkeypatch.setattr(TextEncoder, "_encode", counted)
+    return calls
+
+
+def test_pandas_output_of_a_dask_frame_is_a_lazy_dask_frame_on_its_index(
+    tiny_text_model, monkeypatch
+):
+    texts = _texts(12)
+    local = pd.DataFrame({"text": texts}, index=pd.RangeIndex(100, 112, name="id"))
+    frame = dd.from_pandas(local, npartitions=3)
+    enc = TextEncoder(tiny_text_model, progress=False, cache=None, n_threads=1)
+    enc.set_output(transform="pandas").fit(frame[["text"]])
+    expected = enc.transform(local[["text"]])  # in process: a pandas DataFrame
+    encodes = _count_encodes(monkeypatch)
+
+    lazy = enc.transform(frame[["text"]])
+    assert isinstance(lazy, dd.DataFrame) and not encodes  # nothing computed here
+    assert list(lazy.columns) == [f"text_{i}" for i in range(32)] == list(expected.columns)
+    assert (lazy.dtypes == np.float32).all()
+    assert lazy.divisions == frame.divisions  # joins back to the input's rows
+    with dask.config.set(scheduler="synchronous"):
+        got = lazy.compute()
+        joined = frame.join(lazy).compute()
+    pd.testing.assert_index_equal(got.index, expected.index)
+    assert_same_rows(got.to_numpy(), expected.to_numpy())
+    assert joined["text"].tolist() == texts
+    assert_same_rows(joined[list(expected.columns)].to_numpy(), expected.to_numpy())
+
+    lazy = enc.fit_transform(frame[["text"]])
+    assert isinstance(lazy, dd.DataFrame)
+    with dask.config.set(scheduler="synchronous"):
+        assert_same_rows(lazy.compute().to_numpy(), expected.to_numpy())
+
+
+def test_pandas_output_of_a_series_bag_and_array(tiny_text_model, monkeypatch):
+    import sklearn
+
+    texts = _texts(10)
+    enc = _encoder(tiny_text_model)
+    expected = enc.transform(texts)
+    names = list(enc.get_feature_names_out())
+    series = dd.from_pandas(pd.Series(texts, index=list("abcdefghij")), npartitions=2)
+    collections = {
+        "series": (series, list("abcdefghij")),
+        "array": (da.from_array(np.asarray(texts, dtype=object), chunks=4), list(range(10))),
+        # a Bag's partition lengths are unknown: each partition counts from 0
+        "bag": (db.from_sequence(texts, npartitions=2), [0, 1, 2, 3, 4] * 2),
+    }
+    encodes = _count_encodes(monkeypatch)
+    with sklearn.config_context(transform_output="pandas"):  # the global setting too
+        for kind, (collection, index) in collections.items():
+            lazy = enc.transform(collection)
+            assert isinstance(lazy, dd.DataFrame) and not encodes, kind
+            assert list(lazy.columns) == names, kind
+            with dask.config.set(scheduler="synchronous"):
+                got = lazy.compute()
+            assert got.index.tolist() == index, kind
+            assert_same_rows(got.to_numpy(), expected, err_msg=kind)
+            encodes.clear()
+
+
+def test_an_output_container_without_a_dask_counterpart_is_refused(tiny_text_model):
+    enc = _encoder(tiny_text_model).set_output(transform="polars")
+    with pytest.raises(InvalidInputError, match=r"transform='polars'\), which has no dask"):
+        enc.transform(db.from_sequence(_texts(4), npartitions=2))
