@@ -339,3 +339,92 @@ def test_python_dash_m_runs_embed(tiny_text_model, csv_file, tmp_path):
     )
     assert done.returncode == 1
     assert "name the one to embed with --column" in done.stderr
+
+
+def test_resume_in_skip_mode_fills_a_gap_and_lists_each_bad_row_once(
+    tiny_text_model, tmp_path, monkeypatch
+):
+    path, texts = _bad_csv(tmp_path)  # rows 3 and 7 are bad
+    out = tmp_path / "o.parquet"
+    args = _embed_args(tiny_text_model, path, out, "--on-error", "skip", "--chunk-size", "2")
+    write = _embed._write_part
+    calls = []
+
+    def stop_after_four(*a, **k):
+        if len(calls) == 4:
+            raise _Stop
+        calls.append(a[1])
+        return write(*a, **k)
+
+    monkeypatch.setattr(_embed, "_write_part", stop_after_four)
+    assert main(args) == 130
+    # A gap, as a run on a Dask cluster leaves one (its chunks finish out of order).
+    (tmp_path / "o.parquet.partial" / "part-00000001.parquet").unlink()
+    calls.clear()
+    monkeypatch.setattr(_embed, "_write_part", lambda *a, **k: (calls.append(a[1]), write(*a, **k)))
+    assert main(args) == 0
+    assert calls == [1, 4]  # the gap and the rest, nothing twice
+    good = [0, 1, 2, 4, 5, 6, 8, 9]
+    table = pq.read_table(out)
+    assert table.column("row").to_pylist() == good
+    assert_same_rows(_matrix(table), _expected(tiny_text_model, [texts[i] for i in good]))
+    side = pd.read_csv(tmp_path / "o.skipped.csv")
+    assert side.to_dict("list") == {"row": [3, 7], "reason": ["missing text", "empty text"]}
+
+
+def _image_folder(tmp_path, n=5):
+    """``n`` images and an unreadable file; sorted, the unreadable one is row 2."""
+    from PIL import Image
+
+    images, _ = image_samples(n, size=32)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    names = [f"{c}.png" for c in "abdefgh"[:n]]
+    for name, image in zip(names, images, strict=True):
+        Image.fromarray(image).save(folder / name)
+    (folder / "c-broken.png").write_bytes(b"not an image")
+    return folder, names
+
+
+def _image_encoder(weights):
+    return ImageEncoder(
+        "test_efficientnet", weights=weights, image_size=32, progress=False, cache=None
+    ).fit()
+
+
+def test_an_image_folder_resumes_with_every_row_once(tiny_image_weights, tmp_path, monkeypatch):
+    folder, names = _image_folder(tmp_path)
+    out = tmp_path / "img.parquet"
+    args = _image_args(tiny_image_weights, folder, out, "--on-error", "skip", "--chunk-size", "2")
+    write = _embed._write_part
+
+    def stop_after_one(*a, **k):
+        if a[1] == 1:
+            raise _Stop
+        return write(*a, **k)
+
+    monkeypatch.setattr(_embed, "_write_part", stop_after_one)
+    assert main(args) == 130
+    monkeypatch.undo()
+    assert main(args) == 0
+    table = pq.read_table(out)
+    assert table.column("row").to_pylist() == [0, 1, 3, 4, 5]
+    assert table.column("path").to_pylist() == names
+    expected = _image_encoder(tiny_image_weights).transform([str(folder / n) for n in names])
+    np.testing.assert_allclose(_matrix(table), expected, rtol=1e-5, atol=1e-6)
+    assert pd.read_csv(tmp_path / "img.skipped.csv")["row"].tolist() == [2]
+
+
+def test_an_unreadable_image_with_on_error_raise_or_empty(tiny_image_weights, tmp_path, capsys):
+    folder, names = _image_folder(tmp_path, n=3)
+    out = tmp_path / "img.parquet"
+    assert main(_image_args(tiny_image_weights, folder, out)) == 1
+    err = capsys.readouterr().err
+    assert "1 bad row(s) in this chunk (row 2: unreadable image" in err
+    assert not out.exists()
+
+    out = tmp_path / "img-empty.parquet"
+    assert main(_image_args(tiny_image_weights, folder, out, "--on-error", "empty")) == 0
+    table = pq.read_table(out)
+    assert table.column("row").to_pylist() == [0, 1, 2, 3]
+    assert table.column("path").to_pylist() == ["a.png", "b.png", "c-broken.png", "d.png"]
