@@ -90,3 +90,12 @@ def device_after_unpickling(device_param: str, fitted_device: str) -> str:
             stacklevel=3,
         )
     return device
+
+
+def reload_body(estimator, adapter):
+    """``(device, body)`` for an unpickled fine-tuned estimator: the adapter's body
+    with random weights (the tuned ones are loaded over them), on the device
+    :func:`device_after_unpickling` picks."""
+    device = device_after_unpickling(estimator.device, estimator.device_)
+    body, _, _ = adapter.load(device, pretrained=False)
+    return device, body

@@ -458,10 +458,7 @@ class FewShotTextClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,)
         """
-        features = self.embed(X)
-        if len(features) == 0:
-            return self.classes_[:0]
-        return self.head_.predict(features)
+        return self._head_output("predict", X, self.classes_[:0])
 
     @available_if(_head_has("predict_proba"))
     def predict_proba(self, X) -> np.ndarray:
@@ -475,18 +472,12 @@ class FewShotTextClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        features = self.embed(X)
-        if len(features) == 0:
-            return np.empty((0, len(self.classes_)))
-        return self.head_.predict_proba(features)
+        return self._head_output("predict_proba", X, np.empty((0, len(self.classes_))))
 
     @available_if(_head_has("predict_log_proba"))
     def predict_log_proba(self, X) -> np.ndarray:
         """Logarithm of :meth:`predict_proba`, from the head."""
-        features = self.embed(X)
-        if len(features) == 0:
-            return np.empty((0, len(self.classes_)))
-        return self.head_.predict_log_proba(features)
+        return self._head_output("predict_log_proba", X, np.empty((0, len(self.classes_))))
 
     @available_if(_head_has("decision_function"))
     def decision_function(self, X) -> np.ndarray:
@@ -500,14 +491,15 @@ class FewShotTextClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,) for two classes, else (n_samples, n_classes)
         """
+        shape = (0,) if len(self.classes_) == 2 else (0, len(self.classes_))
+        return self._head_output("decision_function", X, np.empty(shape))
+
+    def _head_output(self, method: str, X, empty: np.ndarray) -> np.ndarray:
+        """The head's ``method`` on the tuned embeddings of X; ``empty`` for no rows."""
         features = self.embed(X)
         if len(features) == 0:
-            shape = (0,) if len(self.classes_) == 2 else (0, len(self.classes_))
-            return np.empty(shape)
-        return self.head_.decision_function(features)
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "head_")
+            return empty
+        return getattr(self.head_, method)(features)
 
     def __sklearn_tags__(self):
         tags = one_column_tags(super().__sklearn_tags__())
@@ -519,17 +511,18 @@ class FewShotTextClassifier(ClassifierMixin, BaseEstimator):
         tags.classifier_tags.poor_score = True
         return tags
 
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "head_")
+
     # --------------------------------------------------- network lifetime
     def _network(self):
         """The tuned body; rebuilt from the stored weights after unpickling."""
-        body = getattr(self, "_body", None)
-        if body is not None:
-            return body
-        from sktransfer._device import device_after_unpickling
+        if getattr(self, "_body", None) is not None:
+            return self._body
+        from sktransfer._device import reload_body
 
-        device = device_after_unpickling(self.device, self.device_)
         backend = self._make_backend()
-        body, _, _ = backend.load(device, pretrained=False)
+        device, body = reload_body(self, backend)
         body.load_state_dict(self._body_state)
         for param in body.parameters():
             param.requires_grad_(False)
@@ -667,9 +660,8 @@ class _ContrastiveTrainer:
         return progress
 
     def _make_optimizer(self, total_steps: int) -> None:
-        import torch
 
-        from sktransfer.finetune._loop import layer_decay_groups, warmup_then_linear_decay
+        from sktransfer.finetune._loop import layer_decay_groups, make_optimizer
 
         est = self.est
         groups = layer_decay_groups(
@@ -681,12 +673,9 @@ class _ContrastiveTrainer:
             weight_decay=est.weight_decay,
             lowest_block=self.freeze.lowest_trainable(est.epochs - 1),
         )
-        self.optimizer = torch.optim.AdamW(groups, lr=est.learning_rate)
-        warmup = int(round(est.warmup_fraction * total_steps))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, warmup_then_linear_decay(total_steps, warmup)
+        self.optimizer, self.scheduler, self.scaler = make_optimizer(
+            groups, est.learning_rate, total_steps, est.warmup_fraction, self.amp_dtype
         )
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
 
     def run_epoch(self, epoch: int, plan, items, codes, progress) -> dict:
         start = time.perf_counter()

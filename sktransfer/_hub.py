@@ -20,7 +20,6 @@ attempt and what to do next.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import os
 from pathlib import Path
@@ -354,14 +353,9 @@ def _create_timm_model(
             ) from exc
         return model.eval(), "file", str(path.resolve())
     if not pretrained:
-        import torch
-
         # Seeded, so that a random-weight encoder (used in tests and as a
         # from-scratch baseline) gives the same features after unpickling.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            model = timm.create_model(name, pretrained=False, num_classes=num_classes)
-        return model.eval(), "random-init", name
+        return _create_timm(name, False, num_classes).eval(), "random-init", name
 
     tried = []
     cfg = timm.models.get_pretrained_cfg(name)
@@ -463,7 +457,6 @@ def _create_from_folder(name: str, *, pretrained: bool, num_classes: int, source
     The reference is the weights file, so that the same weights reached as a
     Hub id, a Hub cache snapshot or a copied folder share their identity.
     """
-    import timm
 
     folder = Path(name).expanduser()
     if not (folder / "config.json").is_file():
@@ -480,15 +473,7 @@ def _create_from_folder(name: str, *, pretrained: bool, num_classes: int, source
             f"({', '.join(_TIMM_WEIGHT_FILES)}); pass pretrained=False for random weights."
         )
     try:
-        if pretrained:
-            model = timm.create_model(
-                f"local-dir:{folder.resolve()}", pretrained=True, num_classes=num_classes
-            )
-        else:
-            with _seeded_init():
-                model = timm.create_model(
-                    f"local-dir:{folder.resolve()}", pretrained=False, num_classes=num_classes
-                )
+        model = _create_timm(f"local-dir:{folder.resolve()}", pretrained, num_classes)
     except Exception as exc:
         raise ModelNotFoundError(
             f"Could not load the timm model folder {str(folder)!r}: {_short(exc, 400)}"
@@ -498,19 +483,20 @@ def _create_from_folder(name: str, *, pretrained: bool, num_classes: int, source
     return model.eval(), source, str(weights.resolve())
 
 
-@contextlib.contextmanager
-def _seeded_init():
-    """Random weights that are the same on every load (as ``pretrained=False`` gives)."""
+def _create_timm(name: str, pretrained: bool, num_classes: int):
+    """``timm.create_model``; random weights (``pretrained=False``) are the same on every load."""
+    import timm
     import torch
 
+    if pretrained:
+        return timm.create_model(name, pretrained=True, num_classes=num_classes)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        yield
+        return timm.create_model(name, pretrained=False, num_classes=num_classes)
 
 
 def _create_from_hf_hub(target: str, *, pretrained: bool, num_classes: int):
     """``hf-hub:org/name[@revision]``: the Hugging Face cache first, then the Hub."""
-    import timm
 
     repo_id, _, revision = target.partition("@")
     tried = []
@@ -529,15 +515,7 @@ def _create_from_hf_hub(target: str, *, pretrained: bool, num_classes: int):
         status, detail = _hub_status(repo_id, revision or None)
         if status == "ok":
             try:
-                if pretrained:
-                    model = timm.create_model(
-                        f"hf-hub:{target}", pretrained=True, num_classes=num_classes
-                    )
-                else:
-                    with _seeded_init():
-                        model = timm.create_model(
-                            f"hf-hub:{target}", pretrained=False, num_classes=num_classes
-                        )
+                model = _create_timm(f"hf-hub:{target}", pretrained, num_classes)
             except Exception as exc:
                 tried.append(f"Hugging Face Hub: {_short(exc)}")
             else:

@@ -19,7 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
-from sktransfer._device import device_after_unpickling, resolve_device
+from sktransfer._device import reload_body, resolve_device
 from sktransfer._precision import autocast, resolve_precision
 from sktransfer._validation import is_missing, one_column_tags
 from sktransfer._warn import outside_stacklevel
@@ -311,9 +311,8 @@ class _FineTuneEstimator(BaseEstimator):
             return net
         from sktransfer.finetune._net import rebuild_network
 
-        device = device_after_unpickling(self.device, self.device_)
         adapter = self._make_adapter()
-        body, _, _ = adapter.load(device, pretrained=False)
+        device, body = reload_body(self, adapter)
         net = rebuild_network(body, self._net_state, device, self.head_dropout)
         if device != self.device_:  # e.g. trained on a GPU, unpickled on a CPU
             self.precision_ = prediction_precision(self, net, adapter, device)

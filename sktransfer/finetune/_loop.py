@@ -84,6 +84,19 @@ def warmup_then_linear_decay(total_steps: int, warmup_steps: int) -> Callable[[i
     return factor
 
 
+def make_optimizer(
+    groups: list[dict], learning_rate: float, total_steps: int, warmup_fraction: float, amp_dtype
+):
+    """AdamW over ``groups``, its warm-up/decay schedule and the float16 gradient scaler."""
+    optimizer = torch.optim.AdamW(groups, lr=learning_rate)
+    warmup = int(round(warmup_fraction * total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_then_linear_decay(total_steps, warmup)
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    return optimizer, scheduler, scaler
+
+
 # -------------------------------------------------------------------- loop
 
 
@@ -200,14 +213,13 @@ class TrainingLoop:
             weight_decay=cfg.weight_decay,
             lowest_block=self.freeze.lowest_trainable(cfg.epochs - 1),
         )
-        self.optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate)
-        total = cfg.epochs * n_steps_per_epoch
-        warmup = int(round(cfg.warmup_fraction * total))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, warmup_then_linear_decay(total, warmup)
+        self.optimizer, self.scheduler, self.scaler = make_optimizer(
+            groups,
+            cfg.learning_rate,
+            cfg.epochs * n_steps_per_epoch,
+            cfg.warmup_fraction,
+            cfg.amp_dtype,
         )
-        use_scaler = cfg.amp_dtype == torch.float16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
 
     def _autocast(self):
         if self.config.amp_dtype is None:
