@@ -458,7 +458,7 @@ class FewShotTextClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,)
         """
-        return self._head_output("predict", X, self.classes_[:0])
+        return self._head_output("predict", X, lambda k: self.classes_[:0])
 
     @available_if(_head_has("predict_proba"))
     def predict_proba(self, X) -> np.ndarray:
@@ -472,12 +472,12 @@ class FewShotTextClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        return self._head_output("predict_proba", X, np.empty((0, len(self.classes_))))
+        return self._head_output("predict_proba", X, lambda k: np.empty((0, k)))
 
     @available_if(_head_has("predict_log_proba"))
     def predict_log_proba(self, X) -> np.ndarray:
         """Logarithm of :meth:`predict_proba`, from the head."""
-        return self._head_output("predict_log_proba", X, np.empty((0, len(self.classes_))))
+        return self._head_output("predict_log_proba", X, lambda k: np.empty((0, k)))
 
     @available_if(_head_has("decision_function"))
     def decision_function(self, X) -> np.ndarray:
@@ -491,14 +491,15 @@ class FewShotTextClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,) for two classes, else (n_samples, n_classes)
         """
-        shape = (0,) if len(self.classes_) == 2 else (0, len(self.classes_))
-        return self._head_output("decision_function", X, np.empty(shape))
+        return self._head_output(
+            "decision_function", X, lambda k: np.empty((0,) if k == 2 else (0, k))
+        )
 
-    def _head_output(self, method: str, X, empty: np.ndarray) -> np.ndarray:
-        """The head's ``method`` on the tuned embeddings of X; ``empty`` for no rows."""
-        features = self.embed(X)
+    def _head_output(self, method: str, X, empty) -> np.ndarray:
+        """The head's ``method`` on the tuned embeddings of X; ``empty(n_classes)`` for no rows."""
+        features = self.embed(X)  # checks that the classifier is fitted
         if len(features) == 0:
-            return empty
+            return empty(len(self.classes_))
         return getattr(self.head_, method)(features)
 
     def __sklearn_tags__(self):
