@@ -102,6 +102,12 @@ def _text_system(system: str, texts: list[str], tmp: Path) -> dict:
     if system == "ours":
         encoder = TextEncoder(folder, progress=False, cache=None).fit()
         return {system: lambda: encoder.transform(texts)}
+    if system == "ours-float32":
+        encoder = TextEncoder(folder, progress=False, cache=None, precision="float32").fit()
+        return {system: lambda: encoder.transform(texts)}
+    if system == "ours-chunk":
+        encoder = TextEncoder(folder, progress=False, cache=None, long_texts="chunk").fit()
+        return {system: lambda: encoder.transform(texts), "precision": encoder.precision_}
     if system == "ours-bf16":
         encoder = TextEncoder(folder, progress=False, cache=None, precision="bfloat16").fit()
         return {system: lambda: encoder.transform(texts), "precision": encoder.precision_}
