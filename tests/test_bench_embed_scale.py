@@ -32,8 +32,8 @@ def _results(embed_rss=(500.0, 520.0), embed_s=(10.0, 100.0)):
         )
     dask = {
         "0": {"seconds": 20.0, "rows": 4000},
-        "1": {"seconds": 22.0, "rows": 4000, "max_abs_diff": 1e-6},
-        "2": {"seconds": 12.0, "rows": 4000, "max_abs_diff": 2e-6},
+        "1": {"seconds": 22.0, "rows": 4000, "max_abs_diff": 1e-6, "compared": 200},
+        "2": {"seconds": 12.0, "rows": 4000, "max_abs_diff": 2e-6, "compared": 200},
     }
     return {
         "memory": memory,
@@ -54,6 +54,9 @@ def test_the_section_names_its_command_the_cpu_and_each_figure_of_the_issue():
     assert "at 10,000 rows: -5.0% vs in memory (within 10%: goal met)" in text
     assert "2 workers vs 1: 1.83× the speed" in text
     assert "(1 worker vs in-process, the same 2 threads): +10.0% time" in text
+    assert (
+        "rows equal the in-process rows to 2.0e-06 (largest absolute difference, first 200" in text
+    )
     # the section fits between the markers of docs/scale.md
     page = (_common.ROOT / "docs" / "scale.md").read_text()
     assert text in md.replace_block(page, "embed-scale", text)
