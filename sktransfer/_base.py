@@ -42,7 +42,7 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
-from sktransfer import _dask, _fingerprint
+from sktransfer import _dask, _fingerprint, _reduction
 from sktransfer._device import device_after_unpickling, resolve_device
 from sktransfer._malloc import tune_malloc
 from sktransfer._precision import resolve_precision
@@ -62,6 +62,11 @@ PROGRESS_AUTO_MIN_ITEMS = 1024
 RUNTIME_ONLY_PARAMS = frozenset(
     {"batch_size", "progress", "cache", "on_missing", "on_error", "n_threads", "device"}
 )
+
+
+# Parameters applied to the embeddings after the cache (a reduction fitted on the
+# training rows): the cache stores full-width embeddings, shared by every value.
+AFTER_CACHE_PARAMS = frozenset({"n_components"})
 
 
 # Parameters added after caches existed, left out of the fingerprint at their
@@ -187,7 +192,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         from sktransfer._precision import autocast
 
         body, adapter = self._body(), self._adapter
-        out = np.empty((len(items), self.n_features_out_), dtype=np.float32)
+        out = np.empty((len(items), self.embedding_dim_), dtype=np.float32)
         batches = self._progress(adapter.inference_batches(items, self.batch_size), len(items))
         with torch.inference_mode(), autocast(self.precision_, self.device_):
             for rows, batch in batches:
@@ -209,7 +214,9 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         return {
             k: v
             for k, v in sorted(self.get_params().items())
-            if k not in RUNTIME_ONLY_PARAMS and OMITTED_AT_DEFAULT.get(k, _NO_DEFAULT) != v
+            if k not in RUNTIME_ONLY_PARAMS
+            and k not in AFTER_CACHE_PARAMS
+            and OMITTED_AT_DEFAULT.get(k, _NO_DEFAULT) != v
         }
 
     # Parameters naming the weights: when the weights' content is hashed into
@@ -260,7 +267,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         return _fingerprint.fingerprint(
             type(self).__name__,
             identity,
-            self.n_features_out_,
+            self.embedding_dim_,
             params,
         ).hex()
 
@@ -273,13 +280,33 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         ----------
         X : sequence of samples, optional
             Validated (types, missing values) but not encoded: a frozen encoder
-            learns nothing from the data.
+            learns nothing from the data -- except with ``n_components``, where
+            the samples are encoded and a PCA is fitted on their embeddings.
         y : ignored
 
         Returns
         -------
         self
         """
+        self._fit(X, y)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y=None, **fit_params):
+        """Load the model and encode ``X``; same result as ``fit(X).transform(X)``."""
+        full = self._fit(X, y)
+        if full is None or _dask.is_dask_collection(X):  # a dask collection stays lazy
+            return self.transform(X)
+        return self._reduce(full)
+
+    def _fit(self, X, y=None):
+        """Load the body, then fit the reduction; the full-width training rows, or None."""
+        self._fit_network(X)
+        return self._fit_reduction(X)
+
+    def _fit_network(self, X) -> None:
+        """Load the pretrained body and set the fitted state that depends on it."""
+        self.__dict__.pop("pca_", None)  # until refitted, transform gives full width
         self.__dict__.pop("_cache_counts", None)  # cache_info() counts from this fit on
         if _dask.is_dask_collection(X):  # only its columns are checked: nothing is computed
             X = _dask.fit_input(X)
@@ -295,11 +322,28 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.model_source_ = source
         self.model_reference_ = reference
         self._weights_identity = identity
-        self.n_features_out_ = int(self._output_dim(network))
+        self.embedding_dim_ = self.n_features_out_ = int(self._output_dim(network))
         self._after_load(network)
         self.precision_ = self._resolve_precision(self.device_, network)
         self.model_fingerprint_ = self._fingerprint(identity)
-        return self
+
+    def _fit_reduction(self, X, **transform_params):
+        """With ``n_components``: fit the PCA on the encoded ``X``; its full-width rows.
+
+        Returns ``None`` without ``n_components`` (nothing was encoded).
+        """
+        self.n_features_out_ = self.embedding_dim_
+        if getattr(self, "n_components", None) is None:
+            return None
+        full = _reduction.training_rows(self, X, **transform_params)
+        self.pca_ = _reduction.fit_pca(self, full)
+        self.n_features_out_ = int(self.pca_.n_components_)
+        return full
+
+    def _reduce(self, embeddings: np.ndarray) -> np.ndarray:
+        """``embeddings`` through the fitted PCA (unchanged without ``n_components``)."""
+        pca = getattr(self, "pca_", None)
+        return embeddings if pca is None else _reduction.apply_pca(pca, embeddings)
 
     def transform(self, X) -> np.ndarray:
         """Encode ``X`` into a float32 array of shape (n_samples, n_features_out_).
@@ -313,15 +357,20 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         Returns
         -------
         ndarray of shape (n_samples, n_features_out_), dtype float32
-            Row *i* is the embedding of sample *i*.
+            Row *i* is the embedding of sample *i* (its ``n_components``
+            principal components, with ``n_components``).
         """
         check_is_fitted(self)
         if _dask.is_dask_collection(X):  # lazy: one task per partition
             return _dask.transform(self, X)
+        return self._reduce(self._embeddings(X))
+
+    def _embeddings(self, X) -> np.ndarray:
+        """The full-width embeddings of ``X`` (through the cache), before any reduction."""
         self._check_input_columns(X)
         items = self._prepare_input(X)
         if len(items) == 0:
-            return np.empty((0, self.n_features_out_), dtype=np.float32)
+            return np.empty((0, self.embedding_dim_), dtype=np.float32)
         self._body()  # (re)load first: the fingerprint may change after unpickling
         store = open_store(self.cache)
         failed: list[int] = []
@@ -338,7 +387,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                     misses.extend(p for p in positions if keys[p] is not None)
                     return encode(positions)
 
-                out, failed = store.rows_for(keys, self.n_features_out_, compute)
+                out, failed = store.rows_for(keys, self.embedding_dim_, compute)
                 n_distinct = len({key for key in keys if key is not None})
                 self._count_cache_lookups(hits=n_distinct - len(misses), misses=len(misses))
         if failed:
@@ -415,10 +464,6 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             extra=extra,
         )
 
-    def fit_transform(self, X, y=None, **fit_params):
-        """Load the model and encode ``X``; same result as ``fit(X).transform(X)``."""
-        return self.fit(X, y).transform(X)
-
     @property
     def _n_features_out(self) -> int:  # read by ClassNamePrefixFeaturesOutMixin
         return self.n_features_out_
@@ -430,6 +475,8 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         encoder was fitted on a named column -- a one-column DataFrame or a
         named pandas Series, as a ColumnTransformer passes it -- or when
         ``input_features`` names it; else ``<classname>0`` ... ``<classname>{d-1}``.
+        With ``n_components`` the columns are principal components, named
+        ``<column>_pca0`` ... or ``<classname>_pca0`` ...
 
         Parameters
         ----------
@@ -443,9 +490,13 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         check_is_fitted(self)
         names = _check_feature_names_in(self, input_features, generate_names=False)
         column = names[0] if names is not None else getattr(self, "_input_name", None)
-        if column is None:
+        if getattr(self, "pca_", None) is not None:
+            prefix = f"{column if column is not None else type(self).__name__.lower()}_pca"
+        elif column is None:
             return super().get_feature_names_out()
-        return np.asarray([f"{column}_{i}" for i in range(self.n_features_out_)], dtype=object)
+        else:
+            prefix = f"{column}_"
+        return np.asarray([f"{prefix}{i}" for i in range(self.n_features_out_)], dtype=object)
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_source_")
@@ -472,10 +523,10 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     def _reload(self):
         device = device_after_unpickling(self.device, self.device_)
         network, source, reference, identity = self._shared_load(device)
-        if int(self._output_dim(network)) != self.n_features_out_:
+        if int(self._output_dim(network)) != self.embedding_dim_:
             raise InvalidInputError(
                 f"The reloaded model gives {self._output_dim(network)} features but the "
-                f"estimator was fitted with {self.n_features_out_}; refit it."
+                f"estimator was fitted with {self.embedding_dim_}; refit it."
             )
         self.device_ = device
         self._network = network
@@ -566,6 +617,10 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     def __setstate__(self, state):
         for name, value in self._added_params.items():
             state.setdefault(name, value)
+        if "n_components" in self._get_param_names():  # pickled before it existed: off
+            state.setdefault("n_components", None)
+        if "n_features_out_" in state:  # pickled before the reduction: one width
+            state.setdefault("embedding_dim_", state["n_features_out_"])
         super().__setstate__(state)
 
     def __getstate__(self):

@@ -106,8 +106,18 @@ class ImageEncoder(AdaptiveEncoder):
     adapt_steps : int or None, default=None
         With ``adapt="tent"``: optimisation steps (batches of ``batch_size``
         target images). ``None``: one pass over the target images.
+    n_components : int or None, default=None
+        Reduce the output to this many principal components: ``fit`` encodes
+        its images and fits scikit-learn's ``PCA`` (seeded by
+        ``random_state``) on their features; ``transform`` returns the
+        components, named ``<column>_pca0`` ... (see ``docs/encoders.md``).
+        For tables where 1,280 feature columns would drown a few others. At
+        most the number of training images and the feature width. ``None``
+        keeps the full features. The embedding cache stores full-width rows
+        either way; rows of images that could not be decoded stay NaN with
+        ``on_error="nan"`` and are left out of the PCA's fit.
     random_state : int, RandomState instance or None, default=None
-        Seeds the adaptation (``adapt="tent"``).
+        Seeds the adaptation (``adapt="tent"``) and the PCA of ``n_components``.
 
     Attributes
     ----------
@@ -132,7 +142,12 @@ class ImageEncoder(AdaptiveEncoder):
     n_features_out_ : int
         Feature width: what the model returns without its classifier (its
         ``num_features``, or ``head_hidden_size`` for models such as
-        MobileNetV3 whose head has a layer after the pooling).
+        MobileNetV3 whose head has a layer after the pooling), or
+        ``n_components``.
+    embedding_dim_ : int
+        The model's feature width (before the reduction of ``n_components``).
+    pca_ : sklearn.decomposition.PCA
+        With ``n_components``: the PCA fitted on the training images' features.
     n_features_in_ : int
         Always 1: one column of images.
     adaptation_ : dict
@@ -180,6 +195,7 @@ class ImageEncoder(AdaptiveEncoder):
         "jpeg_draft": ["boolean"],
         "adapt": [StrOptions({"batchnorm", "tent"}), None],
         "adapt_steps": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_components": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
     }
 
@@ -200,6 +216,7 @@ class ImageEncoder(AdaptiveEncoder):
         jpeg_draft: bool = True,
         adapt: str | None = None,
         adapt_steps: int | None = None,
+        n_components: int | None = None,
         random_state=None,
     ):
         self.model = model
@@ -216,6 +233,7 @@ class ImageEncoder(AdaptiveEncoder):
         self.jpeg_draft = jpeg_draft
         self.adapt = adapt
         self.adapt_steps = adapt_steps
+        self.n_components = n_components
         self.random_state = random_state
 
     # The weights' content is hashed into the model fingerprint (see _base); the
@@ -280,7 +298,7 @@ class ImageEncoder(AdaptiveEncoder):
         network = self._body()
         channels_last = _has_conv2d(network)
         fill = np.nan if self.on_error == "nan" else 0.0
-        out = np.empty((len(items), self.n_features_out_), dtype=np.float32)
+        out = np.empty((len(items), self.embedding_dim_), dtype=np.float32)
         # Items carry their position in the user's input (see ImageAdapter.check_X).
         on_error = "raise" if self.on_error == "raise" else "zero"
         batches = self._adapter.decoded_batches(items, self.batch_size, on_error)

@@ -143,8 +143,17 @@ class TextEncoder(AdaptiveEncoder):
     adapt_steps : int or None, default=None
         Optimisation steps of the contrastive pass (batches of ``batch_size``
         texts). ``None``: one pass over the target texts, at most 200 steps.
+    n_components : int or None, default=None
+        Reduce the output to this many principal components: ``fit`` encodes
+        its texts and fits scikit-learn's ``PCA`` (seeded by ``random_state``)
+        on their embeddings; ``transform`` returns the components, named
+        ``<column>_pca0`` ... (see ``docs/encoders.md``). For tables where 384
+        embedding columns would drown a few others. At most the number of
+        training texts and the embedding width. ``None`` keeps the full
+        embedding. The embedding cache stores full-width rows either way.
     random_state : int, RandomState instance or None, default=None
-        Seeds the adaptation (batch order, dropout).
+        Seeds the adaptation (batch order, dropout) and the PCA of
+        ``n_components``.
 
     Attributes
     ----------
@@ -166,7 +175,11 @@ class TextEncoder(AdaptiveEncoder):
         The prompt put in front of every text (from ``prompt``,
         ``prompt_name`` or the model's default), or ``None``.
     n_features_out_ : int
-        Embedding width.
+        Output width: the embedding width, or ``n_components``.
+    embedding_dim_ : int
+        The model's embedding width (before the reduction of ``n_components``).
+    pca_ : sklearn.decomposition.PCA
+        With ``n_components``: the PCA fitted on the training embeddings.
     n_features_in_ : int
         Always 1: one column of text.
     feature_names_in_ : ndarray of str
@@ -198,6 +211,15 @@ class TextEncoder(AdaptiveEncoder):
     ((3, 384), dtype('float32'))
     >>> bool(X[0] @ X[2] > X[0] @ X[1])  # unit-length rows: dot product = cosine
     True
+
+    With ``n_components``, ``fit`` learns a PCA on the training texts:
+
+    >>> texts = ["A great movie.", "An awful film.", "A superb film.", "Dull."]
+    >>> reducer = TextEncoder(n_components=2, random_state=0).fit(texts)
+    >>> reducer.transform(texts).shape, reducer.embedding_dim_
+    ((4, 2), 384)
+    >>> list(reducer.get_feature_names_out())
+    ['textencoder_pca0', 'textencoder_pca1']
     """
 
     _parameter_constraints = {
@@ -225,6 +247,7 @@ class TextEncoder(AdaptiveEncoder):
         ],
         "adapt": [StrOptions({"contrastive"}), None],
         "adapt_steps": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_components": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
     }
 
@@ -251,6 +274,7 @@ class TextEncoder(AdaptiveEncoder):
         n_threads: int | None = None,
         adapt: str | None = None,
         adapt_steps: int | None = None,
+        n_components: int | None = None,
         random_state=None,
     ):
         self.model = model
@@ -273,6 +297,7 @@ class TextEncoder(AdaptiveEncoder):
         self.n_threads = n_threads
         self.adapt = adapt
         self.adapt_steps = adapt_steps
+        self.n_components = n_components
         self.random_state = random_state
 
     def __sklearn_tags__(self):
@@ -370,7 +395,7 @@ class TextEncoder(AdaptiveEncoder):
         import torch
 
         body, adapter = self._body(), self._adapter
-        embeddings = np.empty((len(texts), self.n_features_out_), dtype=np.float32)
+        embeddings = np.empty((len(texts), self.embedding_dim_), dtype=np.float32)
         batches = adapter.inference_batches(texts, self.batch_size, lengths=lengths)
         batches = self._progress(batches, len(texts))
         with torch.inference_mode(), autocast(self.precision_, self.device_):

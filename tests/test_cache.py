@@ -128,7 +128,7 @@ def test_output_affecting_parameters_miss(tiny_text_model, param, value, monkeyp
     if param == "revision":  # a local folder has no revisions: check the key only
         other = clone(base).set_params(revision=value)
         other.model_source_, other.model_reference_ = base.model_source_, base.model_reference_
-        other.n_features_out_ = base.n_features_out_
+        other.n_features_out_ = other.embedding_dim_ = base.embedding_dim_
         other.precision_ = base.precision_
         assert other._fingerprint() != base.model_fingerprint_
         return

@@ -21,7 +21,7 @@ import copy
 
 import numpy as np
 
-from sktransfer import _fingerprint
+from sktransfer import _dask, _fingerprint
 from sktransfer._base import BaseEncoder
 from sktransfer.adapt import _body
 from sktransfer.exceptions import InvalidInputError
@@ -81,6 +81,11 @@ class AdaptiveEncoder(BaseEncoder):
         -------
         self
         """
+        self._fit(X, y, sample_domain)
+        return self
+
+    def _fit(self, X, y=None, sample_domain=None):
+        """Load, adapt, then fit the reduction; the full-width training rows, or None."""
         for attr in _ADAPTED_ATTRS:
             self.__dict__.pop(attr, None)
         self._validate_params()
@@ -89,10 +94,12 @@ class AdaptiveEncoder(BaseEncoder):
             plan = self._plan_adaptation(X, y, sample_domain)
         elif sample_domain is not None and X is not None:
             _check_sample_domain(sample_domain, len(self._prepare_input(X)), type(self).__name__)
-        super().fit(X, y)
+        self._fit_network(X)
         if plan is not None:
             self._run_adaptation(*plan)
-        return self
+        if sample_domain is None or getattr(self, "_source_state", None) is None:
+            return self._fit_reduction(X)
+        return self._fit_reduction(X, sample_domain=sample_domain)
 
     def fit_transform(self, X, y=None, sample_domain=None):
         """Fit (adapting the body with ``adapt``) and encode ``X``.
@@ -109,7 +116,10 @@ class AdaptiveEncoder(BaseEncoder):
         -------
         ndarray of shape (n_samples, n_features_out_), dtype float32
         """
-        return self.fit(X, y, sample_domain=sample_domain).transform(X, sample_domain=sample_domain)
+        full = self._fit(X, y, sample_domain)
+        if full is None or _dask.is_dask_collection(X):  # a dask collection stays lazy
+            return self.transform(X, sample_domain=sample_domain)
+        return self._reduce(full)
 
     # --------------------------------------------------------------- helpers
     def _plan_adaptation(self, X, y, sample_domain):
