@@ -17,14 +17,19 @@ import pickle
 import joblib
 import numpy as np
 from sklearn import clone
-from sklearn.base import is_classifier
+from sklearn.base import is_classifier, is_regressor
 
 # Other batch shapes (padding, the order of a matrix product) change the last bits.
 CLOSE = {"rtol": 1e-5, "atol": 1e-6}
 
 
 def is_transformer(est) -> bool:
-    return hasattr(est, "transform")
+    """A frozen encoder: a transformer and nothing else.
+
+    The fine-tuners transform too (their tuned embeddings) but are predictors
+    first: fitted with y, checked by what they predict.
+    """
+    return hasattr(est, "transform") and not (is_classifier(est) or is_regressor(est))
 
 
 def fit(est, X, y):

@@ -21,7 +21,7 @@ from sklearn import clone
 from sklearn.base import BaseEstimator, is_classifier, is_regressor
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import NotFittedError
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
@@ -384,3 +384,45 @@ def test_cross_val_score_refits_from_scratch(case):
     # The estimator passed in stays unfitted; cross-validation fitted clones.
     with pytest.raises(NotFittedError, match="not fitted"):
         est.predict(X)
+
+
+parametrize_tuned_transformers = pytest.mark.parametrize(
+    "case", [n for n in PREDICTORS if hasattr(getattr(sktransfer, n), "transform")], indirect=True
+)
+
+
+def test_the_four_fine_tuners_transform():
+    expected = {"TextClassifier", "TextRegressor", "ImageClassifier", "ImageRegressor"}
+    assert expected <= {n for n in PREDICTORS if hasattr(getattr(sktransfer, n), "transform")}
+
+
+@parametrize_tuned_transformers
+def test_fine_tuner_transform_gives_the_heads_input(case):
+    est, X, y, _ = case
+    est.fit(X, y)
+    assert is_classifier(est) or is_regressor(est)  # still a predictor first
+    features = est.transform(X)
+    assert features.dtype == np.float32 and features.shape == (len(X), est.n_features_out_)
+    head = est._network().head
+    logits = features @ head.weight.numpy().T + head.bias.numpy()
+    np.testing.assert_allclose(logits, est._raw_outputs(X), rtol=1e-4, atol=1e-5)
+    assert est.transform([]).shape == (0, est.n_features_out_)
+    names = est.get_feature_names_out()
+    assert list(names[:2]) == [f"{type(est).__name__.lower()}{i}" for i in (0, 1)]
+    assert list(est.get_feature_names_out(["review"])[:1]) == ["review_0"]
+    frame = clone(est).set_output(transform="pandas").fit(X, y).transform(pd.Series(X))
+    assert list(frame.columns) == list(names)
+    np.testing.assert_allclose(frame.to_numpy(), features, rtol=1e-5, atol=1e-6)
+    restored, _ = pickle_round_trip(est, "pickle")
+    assert restored.n_features_out_ == est.n_features_out_
+    np.testing.assert_allclose(restored.transform(X), features, rtol=1e-5, atol=1e-6)
+
+
+@parametrize_tuned_transformers
+def test_fine_tuner_feeds_another_model_in_a_pipeline(case):
+    est, X, y, _ = case
+    head = LogisticRegression(max_iter=500) if is_classifier(est) else Ridge()
+    pipe = Pipeline([("tuned", est), ("head", head)]).fit(X, y)
+    features = clone(est).fit(X, y).transform(X)
+    expected = clone(head).fit(features, y).predict(features)
+    np.testing.assert_array_equal(pipe.predict(X), expected)

@@ -26,6 +26,7 @@ from sktransfer._warn import outside_stacklevel
 from sktransfer.exceptions import InvalidInputError
 from sktransfer.finetune._metrics import LOWER_IS_BETTER, METRICS
 from sktransfer.finetune._registry import register
+from sktransfer.finetune._transform import TunedEmbeddingsMixin
 
 _MAX_LISTED = 10
 
@@ -68,8 +69,12 @@ def _release_memory(device: str | None) -> None:
         torch.cuda.empty_cache()
 
 
-class _FineTuneEstimator(BaseEstimator):
-    """What the four fine-tuning estimators share. Not meant to be used directly."""
+class _FineTuneEstimator(TunedEmbeddingsMixin, BaseEstimator):
+    """What the four fine-tuning estimators share. Not meant to be used directly.
+
+    A predictor that also transforms: ``transform`` gives the tuned embeddings
+    (see ``_transform.py``).
+    """
 
     _is_classifier = False
 
