@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -408,15 +409,16 @@ def test_plot_history_draws_the_curves(make, pyplot):
     np.testing.assert_array_equal(loss_line.get_xdata(), [1, 2, 3])
     np.testing.assert_allclose(loss_line.get_ydata(), losses)
     assert ax.get_xlabel() == "epoch"
+    assert ax.get_ylabel() == "training loss"
     axes = ax.figure.axes
     assert len(axes) == 2
     twin = axes[1]
-    assert twin.get_ylabel() == "accuracy"
+    assert twin.get_ylabel() == "validation accuracy"
     score_line, best_line = twin.get_lines()
     np.testing.assert_allclose(score_line.get_ydata(), scores)
     assert list(best_line.get_xdata()) == [est.best_epoch_] * 2
     labels = [text.get_text() for text in ax.get_legend().get_texts()]
-    assert labels == ["train loss", "accuracy", "best epoch"]
+    assert labels == ["training loss", "validation accuracy", "best epoch"]
 
 
 def test_plot_history_takes_a_history_list_and_an_axes(pyplot):
@@ -430,6 +432,46 @@ def test_plot_history_takes_a_history_list_and_an_axes(pyplot):
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [0.9, 0.4])
     with pytest.raises(TypeError, match="expects a fitted fine-tuning estimator"):
         plot_history(TextClassifier())
+
+
+def _integer_ticks_in_range(axis, low, high):
+    ticks = [t for t in axis.get_ticklocs() if low - 1e-9 <= t <= high + 1e-9]
+    return ticks and all(float(t).is_integer() for t in ticks)
+
+
+@pytest.mark.parametrize("cls", [TextClassifier, ImageRegressor])
+def test_plot_history_method_integer_epochs_legend_off_the_data(make, pyplot, cls):
+    X, y = toy_data(cls, 16)
+    est = make(cls, epochs=3, early_stopping=True, validation_fraction=0.25, n_iter_no_change=5)
+    ax = est.fit(X, y).plot_history()
+    ax.figure.canvas.draw()
+    assert _integer_ticks_in_range(ax.xaxis, 1, 3), list(ax.get_xticks())
+    metric = "validation accuracy" if cls is TextClassifier else "validation R²"
+    assert [ax.get_xlabel(), ax.get_ylabel(), ax.figure.axes[1].get_ylabel()] == [
+        "epoch",
+        "training loss",
+        metric,
+    ]
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["training loss", metric, "best epoch"]
+    box, area = legend.get_window_extent(), ax.get_window_extent()
+    assert box.y0 >= area.y1, "the legend overlaps the plotted area"
+    _, mine = pyplot.subplots()
+    assert est.plot_history(ax=mine) is mine
+    with pytest.raises(NotFittedError, match="not fitted"):
+        cls().plot_history()
+
+
+def test_plot_history_names_a_lower_is_better_metric(make, pyplot):
+    X, y = toy_texts(16)
+    est = make(
+        TextClassifier,
+        epochs=2,
+        early_stopping=True,
+        validation_metric="log_loss",
+        n_iter_no_change=5,
+    ).fit(X, y)
+    assert est.plot_history().figure.axes[1].get_ylabel() == "validation log-loss"
 
 
 # ---------------------------------------------------------------- model selection

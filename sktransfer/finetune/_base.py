@@ -343,6 +343,40 @@ class _FineTuneEstimator(TunedEmbeddingsMixin, BaseEstimator):
             state["_net_state"] = cpu_state(net)
         return state
 
+    def plot_history(self, ax=None):
+        """Plot the training loss and the validation score per epoch.
+
+        The same as :func:`sktransfer.finetune.plot_history` on this
+        estimator: integer epoch ticks, axes labelled "training loss" and
+        "validation <metric>", the best epoch marked, the legend above the axes.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Where to draw; a new figure is made when omitted.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> from sktransfer import TextClassifier
+        >>> texts, labels = ["good", "great", "fine", "bad", "awful", "poor"], [1, 1, 1, 0, 0, 0]
+        >>> clf = TextClassifier(trainable_blocks=0, epochs=2, early_stopping=True,
+        ...                      validation_fraction=0.34, random_state=0).fit(texts, labels)
+        >>> ax = clf.plot_history()
+        >>> ax.figure.axes[1].get_ylabel()
+        'validation accuracy'
+        >>> matplotlib.pyplot.close(ax.figure)
+        """
+        from sktransfer.finetune._plot import plot_history
+
+        check_is_fitted(self)
+        return plot_history(self, ax=ax)
+
     # ---------------------------------------------------------- save/load
     def save(self, path) -> None:
         """Save the fitted estimator to the folder ``path`` without pickle.
