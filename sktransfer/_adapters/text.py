@@ -192,7 +192,8 @@ class TextAdapter(Adapter):
         return batch_to_device(batch, device)
 
     def save_body(self, body, folder: Path) -> None:
-        body.st.save(str(folder / "body"))
+        # The saved folder's README.md is sktransfer's own model card (finetune/_card.py).
+        body.st.save(str(folder / "body"), create_model_card=False)
 
     def load_saved_body(self, folder: Path, device: str):
         st, _, _ = load_sentence_transformer(str(folder / "body"), device=device)

@@ -240,6 +240,8 @@ class _FineTuneEstimator(TunedEmbeddingsMixin, BaseEstimator):
         self.validation_metric_ = metric_name if valid is not None else None
         self.best_epoch_ = None if stopper is None else stopper.best_epoch + 1
         self.n_epochs_ = len(history)
+        self.n_train_samples_ = len(train.items)
+        self.n_validation_samples_ = 0 if valid is None else len(valid.items)
         del loop
         _release_memory(device)
         self._warn_if_not_learned(train, valid)

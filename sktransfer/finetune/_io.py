@@ -10,6 +10,10 @@ A saved estimator is a folder:
 ``body/``
     Text models only: the fine-tuned sentence-transformers folder (its own
     config, tokenizer and safetensors weights).
+``README.md``
+    The model card (``_card.py``): task, labels, training data size,
+    parameters, validation scores, base model and its license. Not read by
+    ``load``.
 
 Loading rebuilds the architecture from the configuration (timm by name, with no
 pretrained download; sentence-transformers from ``body/``) and loads the weights
@@ -39,7 +43,11 @@ _FITTED = (
     "model_source_",
     "model_reference_",
     "n_features_in_",
+    "n_train_samples_",
+    "n_validation_samples_",
 )
+# Fitted attributes that folders saved by earlier versions lack.
+_OPTIONAL_FITTED = frozenset({"n_train_samples_", "n_validation_samples_"})
 
 
 def _jsonable(value):
@@ -97,6 +105,9 @@ def save_estimator(estimator, path) -> None:
             state = {k: v for k, v in state.items() if not k.startswith("body.")}
         save_file(state, str(folder / "weights.safetensors"))
     (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+    from sktransfer.finetune._card import model_card
+
+    (folder / "README.md").write_text(model_card(estimator), encoding="utf-8")
 
 
 def load(path, *, device: str = "auto"):
@@ -199,9 +210,8 @@ def _check_fitted(config_file: Path, cls, fitted) -> None:
     if not isinstance(fitted, dict):
         raise _bad(config_file, "fitted", f"a {type(fitted).__name__}, not a JSON object")
     is_classifier = getattr(cls, "_is_classifier", False)
-    _check_keys(
-        config_file, "fitted.", fitted, _CLASSIFIER_FITTED if is_classifier else _REGRESSOR_FITTED
-    )
+    allowed = _CLASSIFIER_FITTED if is_classifier else _REGRESSOR_FITTED
+    _check_keys(config_file, "fitted.", fitted, allowed, allowed - _OPTIONAL_FITTED)
 
     def need(name: str, ok: bool, what: str) -> None:
         if not ok:
@@ -209,6 +219,8 @@ def _check_fitted(config_file: Path, cls, fitted) -> None:
 
     for name in ("n_epochs_", "n_blocks_", "n_features_in_"):
         need(name, _is_int(fitted[name]) and fitted[name] >= 1, "an integer >= 1")
+    for name in sorted(_OPTIONAL_FITTED & set(fitted)):
+        need(name, _is_int(fitted[name]) and fitted[name] >= 0, "an integer >= 0")
     best = fitted["best_epoch_"]
     need("best_epoch_", best is None or (_is_int(best) and 1 <= best), "null or an integer >= 1")
     need("history_", isinstance(fitted["history_"], list), "a list of epochs")

@@ -119,11 +119,13 @@ _ATTRIBUTES_DOC = """
         ``learning_rates`` (per trained block, the rates of the epoch's last
         optimisation step: ``"head"``, ``"block_<i>"``), ``train_time`` and
         ``time`` (seconds).
-        :func:`sktransfer.finetune.plot_history` draws it.
+        :meth:`plot_history` draws it.
     best_epoch_ : int or None
         The epoch (1-based) whose weights were kept by early stopping.
     n_epochs_ : int
         Epochs run.
+    n_train_samples_, n_validation_samples_ : int
+        Samples trained on, and held out for early stopping (0 without it).
     n_blocks_ : int
         Blocks of the body (see ``trainable_blocks``).
     validation_metric_ : str or None
@@ -136,7 +138,9 @@ _ATTRIBUTES_DOC = """
     model_source_, model_reference_ : str
         Where the pretrained body came from.
     n_features_in_ : int
-        Always 1: one column of texts or images."""
+        Always 1: one column of texts or images.
+    n_features_out_ : int
+        Width of :meth:`transform`'s tuned embeddings (the head's input)."""
 
 _NOTES_DOC = """
     Notes
@@ -145,7 +149,9 @@ _NOTES_DOC = """
     joblib) stores the trained weights as CPU tensors; unpickling rebuilds the
     architecture and loads them on the device that exists (with a warning when
     the fitted device is missing). {rebuild} :meth:`save` / :meth:`load` use
-    safetensors and JSON instead of pickle."""
+    safetensors and JSON instead of pickle, and ``save`` writes a model card
+    (``README.md``: task, labels, training data size, parameters, validation
+    scores, base model and its license)."""
 
 
 def _doc(summary: str, specific: str, attributes: str, rebuild: str, example: str) -> str:
