@@ -106,3 +106,37 @@ def test_balanced_class_weights_move_the_baseline(tiny_text_model):
         clf.fit(X, y)
     with pytest.warns(UnderfitWarning, match=r"class frequencies \(0\.693\)"):
         clf.set_params(**CANNOT_LEARN).fit(X, y)
+
+
+def test_a_log_loss_below_the_baseline_with_one_predicted_class_warns(tiny_text_model):
+    """Probabilities that lean the right way but never cross over: one class predicted."""
+    import torch
+
+    from sktransfer.finetune._loop import Split
+
+    X, y = imbalanced_texts()
+    clf = TextClassifier(
+        tiny_text_model,
+        early_stopping=True,
+        validation_fraction=0.25,
+        validation_metric="log_loss",
+        random_state=0,
+        **LEARNS,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnderfitWarning)
+        clf.fit(X, y)
+    # A validation split of 6 + 2 samples (baseline log-loss 0.562) on which the kept
+    # model's logits favour class 0 everywhere, less so where the class is 1.
+    rows = np.r_[np.flatnonzero(y == 0)[:6], np.flatnonzero(y == 1)[:2]]
+    logits = np.where(y[rows] == 1, -0.2, -3.0)
+    clf._raw_outputs = lambda items: np.column_stack([np.zeros(len(items)), logits])
+    valid = Split(
+        items=[X[i] for i in rows],
+        targets=torch.as_tensor(y[rows]),
+        weights=torch.ones(len(rows)),
+        y=y[rows],
+    )
+    clf.history_[clf.best_epoch_ - 1]["valid_score"] = 0.3  # below the baseline
+    with pytest.warns(UnderfitWarning, match=r"but it predicts the class 0 for every sample"):
+        clf._warn_if_not_learned(valid, valid)

@@ -113,7 +113,11 @@ class _FineTuneClassifier(ClassifierMixin, _FineTuneEstimator):
         that predicts one class only never beats it), or the class frequencies
         (log-loss). A loss within ``_LOSS_MARGIN`` of the baseline counts as no
         better: the training loss is averaged over an epoch that starts from a
-        random head.
+        random head. A log-loss below the baseline can still come with one
+        class predicted for every sample (probabilities that lean the right
+        way but never cross over): with ``validation_metric="log_loss"`` the
+        kept model's predictions on the validation split are also checked, the
+        one pass over samples this check makes.
         """
         if valid is not None:
             score = self.history_[self.best_epoch_ - 1]["valid_score"]
@@ -139,12 +143,21 @@ class _FineTuneClassifier(ClassifierMixin, _FineTuneEstimator):
         else:
             present = shares[shares > 0]
             baseline = float(-(present * np.log(present)).sum())
-            if score < baseline * (1 - _LOSS_MARGIN):
+            if score >= baseline * (1 - _LOSS_MARGIN):
+                verdict = (
+                    f"log-loss {score:.3f} is no lower than that of predicting the class "
+                    f"frequencies ({baseline:.3f})"
+                )
+            elif split is valid and len(predicted := np.unique(self.predict(valid.items))) == 1:
+                label = predicted[0]
+                label = label.item() if isinstance(label, np.generic) else label
+                verdict = (
+                    f"log-loss {score:.3f} is lower than that of predicting the class "
+                    f"frequencies ({baseline:.3f}), but it predicts the class {label!r} for "
+                    "every sample"
+                )
+            else:
                 return
-            verdict = (
-                f"log-loss {score:.3f} is no lower than that of predicting the class "
-                f"frequencies ({baseline:.3f})"
-            )
         encoder = type(self).__name__.replace("Classifier", "Encoder")
         warnings.warn(
             f"{type(self).__name__} did not learn: on {where}, its {verdict}. Try more "

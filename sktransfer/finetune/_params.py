@@ -167,7 +167,9 @@ _CLASSIFIER_PARAMS = """
         What early stopping monitors ("auto": accuracy). At the end of ``fit``
         the kept epoch's score (without early stopping: the last epoch's
         training loss) is compared with the best constant prediction; a model
-        no better than it gives an ``UnderfitWarning`` saying what to try.
+        no better than it gives an ``UnderfitWarning`` saying what to try, as
+        does, with "log_loss", a model that predicts one class for every
+        validation sample.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss, as in scikit-learn (multiplied
         with ``sample_weight``)."""
