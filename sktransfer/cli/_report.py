@@ -56,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--finetune", action="store_true", help="also fine-tune each model (slow on a CPU)"
     )
     parser.add_argument(
+        "--fewshot",
+        action="store_true",
+        help="text classification: also fit the few-shot classifier (contrastive tuning, "
+        "then a head) on each model (slow on a CPU)",
+    )
+    parser.add_argument(
         "--no-combine",
         action="store_true",
         help="leave out the pretrained + from-scratch combination",
@@ -143,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
             modality="image" if args.image else "text",
             combine=not args.no_combine,
             finetune=args.finetune,
+            fewshot=args.fewshot,
             cache=cache,
             progress=not args.quiet,
         )

@@ -1,4 +1,4 @@
-"""The models a transfer report compares: pretrained, from scratch, combined, fine-tuned."""
+"""The models a transfer report compares: pretrained, from scratch, combined, tuned."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ PRETRAINED = "pretrained"
 FROM_SCRATCH = "from scratch"
 COMBINED = "pretrained + from scratch"
 FINE_TUNED = "fine-tuned"
+FEW_SHOT = "few-shot"
 USER = "user model"
 
 
@@ -330,6 +331,38 @@ def finetune_candidates(
             settings.setdefault("weights", weights)
         estimator = cls(**settings)
         out.append(Candidate(f"{_encoder_name(cand.encoder)} fine-tuned", FINE_TUNED, estimator))
+    return out
+
+
+def fewshot_candidates(
+    pretrained: list[Candidate], params: dict, *, modality: str, task: str, random_state
+) -> list[Candidate]:
+    """A :class:`~sktransfer.FewShotTextClassifier` for each frozen text encoder's model."""
+    if modality != "text" or task != "classification":
+        raise InvalidInputError(
+            f"fewshot=True: the few-shot classifier classifies texts, but this report is "
+            f"{modality} {task}. Leave fewshot out (finetune=True fine-tunes for any task)."
+        )
+    from sktransfer._fewshot import FewShotTextClassifier
+
+    out = []
+    for cand in pretrained:
+        model = getattr(cand.encoder, "model", None)
+        if cand.kind != PRETRAINED or not isinstance(model, (str, os.PathLike)):
+            continue
+        settings = {"random_state": random_state, "verbose": 0, **params}
+        max_length = getattr(cand.encoder, "max_length", None)
+        if max_length is not None:
+            settings.setdefault("max_length", max_length)
+        settings["model"] = os.fspath(model)
+        unknown = sorted(set(settings) - set(FewShotTextClassifier().get_params()))
+        if unknown:
+            raise InvalidInputError(
+                f"fewshot={params!r}: {', '.join(map(repr, unknown))} is not a parameter of "
+                "FewShotTextClassifier; see its docstring for the ones there are."
+            )
+        estimator = FewShotTextClassifier(**settings)
+        out.append(Candidate(f"{_encoder_name(cand.encoder)} few-shot", FEW_SHOT, estimator))
     return out
 
 

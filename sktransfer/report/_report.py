@@ -35,7 +35,7 @@ class TransferReport:
     results_ : pandas.DataFrame
         One row per candidate (index ``candidate``), best mean score first.
         Columns: ``kind`` ("pretrained", "from scratch", "pretrained + from
-        scratch", "fine-tuned" or "user model"); ``score_mean`` and
+        scratch", "fine-tuned", "few-shot" or "user model"); ``score_mean`` and
         ``score_sd`` over the splits; ``difference``, ``ci_low``, ``ci_high``,
         ``p_value`` and ``verdict`` of the paired comparison with the best
         from-scratch baseline (empty on the baselines' rows); ``encode_s``
@@ -45,7 +45,7 @@ class TransferReport:
         encoder's part of them is its cache look-ups).
     verdict_ : str
         Starts with the verdict of the best candidate that uses pretrained
-        weights alone (frozen, fine-tuned or given by the user) against the
+        weights alone (frozen, fine-tuned, few-shot or given by the user) against the
         best from-scratch baseline: "transfer helps", "no evidence either way"
         or "negative transfer: the from-scratch model ... is better by ...",
         with the difference and its confidence interval; then, with
@@ -427,6 +427,7 @@ def transfer_report(
     column: str | None = None,
     combine: bool = True,
     finetune: bool | dict = False,
+    fewshot: bool | dict = False,
     head=None,
     cache="memory",
     confidence: float = 0.95,
@@ -436,7 +437,7 @@ def transfer_report(
 
     Cross-validates, on the same splits, frozen pretrained encoders with a
     linear head, from-scratch baselines, their combination and (on request)
-    fine-tuned models; compares each with the best from-scratch baseline by a
+    fine-tuned and few-shot models; compares each with the best from-scratch baseline by a
     paired test that is valid for cross-validation (the corrected resampled
     t-test of Nadeau & Bengio, 2003, over repeated k-fold); and says whether
     transfer helps, hurts ("negative transfer") or cannot be told apart.
@@ -493,6 +494,13 @@ def transfer_report(
         Also fine-tune each named pretrained model (:class:`~sktransfer.TextClassifier`
         and friends); a dict gives their parameters, e.g. ``{"epochs": 3}``.
         Costs far more than the frozen candidates.
+    fewshot : bool or dict, default=False
+        Text classification: also fit a :class:`~sktransfer.FewShotTextClassifier`
+        (contrastive fine-tuning on pairs, then a head) on each named
+        pretrained model; a dict gives its parameters, e.g.
+        ``{"pairs_per_sample": 20}``. Like ``finetune``, it costs far more than
+        the frozen candidates: every split tunes the body again, from the
+        pretrained weights, and never reads the embedding cache.
     head : estimator, default=None
         The linear head of the frozen and from-scratch candidates;
         ``None``: ``LogisticRegression(max_iter=1000)`` or ``Ridge()``.
@@ -559,6 +567,11 @@ def transfer_report(
     if finetune:
         params = dict(finetune) if isinstance(finetune, dict) else {}
         tuned = C.finetune_candidates(
+            pretrained, params, modality=modality, task=task, random_state=seed
+        )
+    if fewshot:
+        params = dict(fewshot) if isinstance(fewshot, dict) else {}
+        tuned += C.fewshot_candidates(
             pretrained, params, modality=modality, task=task, random_state=seed
         )
     splits, cv_description = _splits(cv, n_repeats, task, y, random_state)
@@ -682,7 +695,7 @@ def _headline(everyone, per_split, reference, scoring: str) -> str:
         pool = [c for c in everyone if c.kind in kinds]
         return max(pool, key=lambda c: per_split[c.name][0].mean()) if pool else None
 
-    alone = best({C.PRETRAINED, C.FINE_TUNED, C.USER})
+    alone = best({C.PRETRAINED, C.FINE_TUNED, C.FEW_SHOT, C.USER})
     both = best({C.COMBINED})
     parts = []
     if alone is not None:
