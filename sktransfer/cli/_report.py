@@ -62,6 +62,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "then a head) on each model (slow on a CPU)",
     )
     parser.add_argument(
+        "--domain",
+        metavar="COLUMN",
+        help="the column saying each row's domain: adds the domain-shift diagnostic "
+        "(target vs source, in each pretrained model's features). Integers follow skada's "
+        "convention (negative = target); other values need --target-domain",
+    )
+    parser.add_argument(
+        "--target-domain",
+        metavar="VALUE",
+        nargs="+",
+        action="extend",
+        help="with --domain: the value(s) of the domain column that mark the target domain "
+        "(every other value is the source)",
+    )
+    parser.add_argument(
         "--no-combine",
         action="store_true",
         help="leave out the pretrained + from-scratch combination",
@@ -94,6 +109,33 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _sample_domain(values, target_values):
+    """skada's integer domains (negative = target) from a column; a str is an error."""
+    import numpy as np
+
+    if not target_values:
+        if values.dtype.kind in "iu":
+            return values.to_numpy()
+        shown = ", ".join(map(repr, sorted(map(str, values.unique()))[:10]))
+        return (
+            f"--domain {values.name!r} holds {shown}: say which value(s) are the target "
+            "domain with --target-domain VALUE (or use integers, negative = target)."
+        )
+    text = values.astype(str)
+    missing = [v for v in target_values if v not in set(text)]
+    if missing:
+        shown = ", ".join(map(repr, sorted(set(text))[:10]))
+        return (
+            f"--target-domain {', '.join(map(repr, missing))}: no such value in the column "
+            f"{values.name!r} (it holds {shown})."
+        )
+    # Source domains 1, 2, ...; target domains -1, -2, ... (skada's convention).
+    source = sorted(set(text) - set(target_values))
+    codes = {v: i + 1 for i, v in enumerate(source)}
+    codes.update({v: -(i + 1) for i, v in enumerate(dict.fromkeys(target_values))})
+    return np.array([codes[v] for v in text], dtype=np.int64)
+
+
 def run(args: argparse.Namespace) -> int:
     path = Path(args.data)
     if not path.is_file():
@@ -107,18 +149,29 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(str(exc))
     column = args.text or args.image
-    for role, name in (("--text" if args.text else "--image", column), ("--target", args.target)):
+    roles = [("--text" if args.text else "--image", column), ("--target", args.target)]
+    if args.domain is not None:
+        roles.append(("--domain", args.domain))
+    elif args.target_domain:
+        return _fail("--target-domain needs --domain COLUMN (the column it is a value of).")
+    for role, name in roles:
         if name not in table.columns:
             shown = ", ".join(map(str, table.columns[:20]))
             return _fail(f"{role} {name!r}: {path.name} has no such column (it has: {shown}).")
     before = len(table)
-    table = table.dropna(subset=[column, args.target])
+    needed = [name for _, name in roles[1:]]
+    table = table.dropna(subset=[column, *needed])
     if len(table) < before:
         print(
-            f"sktransfer report: {before - len(table)} rows without {column!r} or "
-            f"{args.target!r} left out",
+            f"sktransfer report: {before - len(table)} rows without "
+            f"{' or '.join(map(repr, [column, *needed]))} left out",
             file=sys.stderr,
         )
+    sample_domain = None
+    if args.domain is not None:
+        sample_domain = _sample_domain(table[args.domain], args.target_domain)
+        if isinstance(sample_domain, str):
+            return _fail(sample_domain)
     X = table[column]
     if args.image:
         folder = path.parent
@@ -150,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
             combine=not args.no_combine,
             finetune=args.finetune,
             fewshot=args.fewshot,
+            sample_domain=sample_domain,
             cache=cache,
             progress=not args.quiet,
         )

@@ -92,6 +92,46 @@ def curve_rows(report) -> tuple[list[str], list[list[str]]]:
     return _headers(report, _CURVE_COLUMNS, "candidate"), rows
 
 
+_SHIFT_HEADERS = (
+    "pretrained features",
+    "domain-classifier AUC",
+    "sd",
+    "MMD²",
+    "permutation p",
+    "shift",
+    "source / target samples",
+)
+
+SHIFT_NOTE = (
+    "Domain shift: how far apart the target samples (sample_domain < 0) are from the "
+    "source in each pretrained encoder's features: the cross-validated ROC AUC of a "
+    "classifier telling them apart (0.5: no detectable shift) and the unbiased MMD² with "
+    "a Gaussian kernel, tested by permutation."
+)
+
+
+def shift_rows(report) -> tuple[list[str], list[list[str]]] | None:
+    """Headers and string cells of the domain-shift table; None without ``sample_domain``."""
+    table = getattr(report, "domain_shift_", None)
+    if table is None:
+        return None
+    rows = []
+    for name, row in table.iterrows():
+        p = row["mmd_pvalue"]
+        rows.append(
+            [
+                str(name),
+                _number(row["auc"]),
+                _number(row["auc_sd"]),
+                f"{row['mmd2']:.4f}",
+                "<0.001" if p < 0.001 else f"{p:.3f}",
+                str(row["shift"]),
+                f"{int(row['n_source']):,} / {int(row['n_target']):,}",
+            ]
+        )
+    return list(_SHIFT_HEADERS), rows
+
+
 def _plain_table(headers, rows) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
@@ -129,7 +169,11 @@ def _about(report) -> str:
 
 def summary(report) -> str:
     headers, rows = results_rows(report)
-    return "\n\n".join([f"Verdict: {report.verdict_}", _about(report), _plain_table(headers, rows)])
+    parts = [f"Verdict: {report.verdict_}", _about(report), _plain_table(headers, rows)]
+    shift = shift_rows(report)
+    if shift is not None:
+        parts += [SHIFT_NOTE, _plain_table(*shift)]
+    return "\n\n".join(parts)
 
 
 def markdown(report) -> str:
@@ -138,6 +182,9 @@ def markdown(report) -> str:
         _about(report),
         markdown_table(*results_rows(report)),
     ]
+    shift = shift_rows(report)
+    if shift is not None:
+        parts += [SHIFT_NOTE, markdown_table(*shift)]
     if report.learning_curves_ is not None:
         parts += ["Learning curves:", markdown_table(*curve_rows(report))]
     return "\n\n".join(parts) + "\n"
@@ -161,9 +208,14 @@ def _html_table(headers, rows) -> str:
 
 
 def html_fragment(report) -> str:
+    shift = shift_rows(report)
+    domain = ""
+    if shift is not None:
+        domain = f"<p>{html.escape(SHIFT_NOTE)}</p>{_html_table(*shift)}"
     return (
         f"<div><p><b>Verdict:</b> {html.escape(report.verdict_)}</p>"
-        f"<p>{html.escape(_about(report))}</p>{_html_table(*results_rows(report))}</div>"
+        f"<p>{html.escape(_about(report))}</p>{_html_table(*results_rows(report))}"
+        f"{domain}</div>"
     )
 
 

@@ -42,7 +42,9 @@ class TransferReport:
         (encoding all samples once with the row's frozen encoder, seconds,
         after the model was loaded; shared by the rows that use it);
         ``fit_s`` and ``predict_s`` (mean per split, seconds; a frozen
-        encoder's part of them is its cache look-ups).
+        encoder's part of them is its cache look-ups); with ``sample_domain``,
+        ``shift_auc`` (the domain-classifier AUC of ``domain_shift_``, on the
+        frozen pretrained rows).
     verdict_ : str
         Starts with the verdict of the best candidate that uses pretrained
         weights alone (frozen, fine-tuned, few-shot or given by the user) against the
@@ -67,6 +69,14 @@ class TransferReport:
         ``score_mean``, ``score_sd`` and the paired comparison with the best
         baseline at that size (``difference``, ``ci_low``, ``ci_high``,
         ``verdict``).
+    domain_shift_ : pandas.DataFrame or None
+        With ``sample_domain``: one row per frozen pretrained candidate
+        (index ``candidate``) saying how far apart target and source samples
+        are in its encoder's features (:func:`sktransfer.adapt.domain_shift`):
+        ``auc`` and ``auc_sd`` (domain classifier, cross-validated; 0.5 = no
+        detectable shift), ``mmd2`` and ``mmd_pvalue`` (kernel two-sample
+        test), ``shift`` ("none", "mild", "moderate" or "strong"),
+        ``n_source`` and ``n_target``.
     splits_ : list of (ndarray, ndarray)
         The (train, test) indices every candidate was scored on.
     modality_ : str
@@ -86,6 +96,7 @@ class TransferReport:
     timings_ : dict of str to float
         Wall time of each phase, in seconds: "baselines" (their splits),
         "encoding" (the frozen encoders' one pass, model loading included),
+        "domain_shift" (the diagnostic, with ``sample_domain``),
         "candidates" (the other candidates' splits), "learning_curves".
 
     Examples
@@ -328,8 +339,12 @@ def _encoder_key(encoder) -> str:
     return f"{type(encoder).__name__}{sorted(params.items(), key=lambda kv: kv[0])!r}"
 
 
-def _encode_once(candidates, X, progress: _Progress, show: bool) -> dict:
-    """Encode the data once per distinct frozen encoder (filling its cache); time it."""
+def _encode_once(candidates, X, progress: _Progress, show: bool, features=None) -> dict:
+    """Encode the data once per distinct frozen encoder (filling its cache); time it.
+
+    ``features``, a dict, receives each encoder's output by its key (for the
+    domain-shift diagnostic): this pass is then the only one over all samples.
+    """
     from sklearn.base import clone
 
     from sktransfer._base import BaseEncoder
@@ -350,14 +365,102 @@ def _encode_once(candidates, X, progress: _Progress, show: bool) -> dict:
                 UserWarning,
                 stacklevel=3,
             )
-            times[key] = math.nan
-            continue
+            if features is None:
+                times[key] = math.nan
+                continue
         progress.stage(f"encoding: {cand.name.rsplit(' + ', 1)[0]}")
         one = clone(encoder).set_params(progress="auto" if show else False).fit(X)
         start = time.perf_counter()  # the model is loaded: time the encoding alone
-        one.transform(X)
-        times[key] = time.perf_counter() - start
+        encoded = one.transform(X)
+        times[key] = time.perf_counter() - start if encoder.cache is not None else math.nan
+        if features is not None:
+            features[key] = np.asarray(encoded)
     return times
+
+
+def _sample_domain(sample_domain, X, n: int):
+    """``sample_domain`` as an int array (skada's convention), checked; a column of X too."""
+    pd = sys.modules.get("pandas")
+    if isinstance(sample_domain, str):
+        if pd is None or not isinstance(X, pd.DataFrame):
+            raise InvalidInputError(
+                f"sample_domain={sample_domain!r} names a column, which needs X to be a "
+                f"pandas DataFrame; got {type(X).__name__}. Pass one integer per sample."
+            )
+        if sample_domain not in X.columns:
+            raise InvalidInputError(
+                f"sample_domain={sample_domain!r} is not a column of X; its columns are "
+                f"{list(map(str, X.columns))[:20]}."
+            )
+        sample_domain = X[sample_domain]
+    domains = np.asarray(sample_domain)
+    if domains.ndim != 1 or len(domains) != n:
+        raise InvalidInputError(
+            f"sample_domain has shape {domains.shape} but X has {n} samples; pass one "
+            "integer domain per sample."
+        )
+    if domains.dtype.kind not in "iu":
+        if domains.dtype.kind == "f" and np.isfinite(domains).all():
+            whole = domains == np.round(domains)
+        else:
+            whole = np.zeros(len(domains), dtype=bool)
+        if not whole.all():
+            bad = np.flatnonzero(~whole)[0]
+            raise InvalidInputError(
+                f"sample_domain must hold integers (skada's convention: negative = target, "
+                f"non-negative = source); position {bad} holds {domains[bad]!r}. Map your "
+                "domain names to integers, e.g. np.where(names == 'tweets', -1, 1)."
+            )
+        domains = domains.astype(np.int64)
+    n_target = int((domains < 0).sum())
+    n_source = len(domains) - n_target
+    if min(n_target, n_source) < 2:
+        raise InvalidInputError(
+            f"sample_domain has {n_source} source (>= 0) and {n_target} target (< 0) samples; "
+            "the domain-shift diagnostic needs at least 2 of each. Mark the target domain "
+            "with negative integers (skada's convention)."
+        )
+    return domains
+
+
+def _domain_shifts(candidates, X, domains, features, seed, progress: _Progress):
+    """Each frozen pretrained encoder's domain shift, on the features encoded up front."""
+    from sklearn.base import clone
+
+    from sktransfer.adapt import domain_shift
+
+    cv = int(min(5, (domains < 0).sum(), (domains >= 0).sum()))
+    shifts = {}
+    for cand in candidates:
+        if cand.kind != C.PRETRAINED or cand.encoder is None:
+            continue
+        progress.stage(f"domain shift: {cand.name}")
+        key = cand.meta.get("encoder_key")
+        if key in features:
+            Z = features[key]
+        else:  # a transformer given by the user (no cache): its features, once
+            Z = clone(cand.encoder).fit(X).transform(X)
+        Z = Z.toarray() if hasattr(Z, "toarray") else np.asarray(Z)
+        shifts[cand.name] = domain_shift(Z, domains, cv=cv, random_state=seed)
+    return shifts
+
+
+def _shift_table(pd, shifts: dict):
+    rows = [
+        {
+            "candidate": name,
+            "auc": s.auc,
+            "auc_sd": s.auc_std,
+            "mmd2": s.mmd2,
+            "mmd_pvalue": s.mmd_pvalue,
+            "shift": s.verdict,
+            "n_source": s.n_source,
+            "n_target": s.n_target,
+        }
+        for name, s in shifts.items()
+    ]
+    columns = ["auc", "auc_sd", "mmd2", "mmd_pvalue", "shift", "n_source", "n_target"]
+    return pd.DataFrame(rows, columns=["candidate", *columns]).set_index("candidate")
 
 
 def _cross_validate(cand, X, y, splits, scorer, n_jobs, progress: _Progress):
@@ -428,6 +531,7 @@ def transfer_report(
     combine: bool = True,
     finetune: bool | dict = False,
     fewshot: bool | dict = False,
+    sample_domain=None,
     head=None,
     cache="memory",
     confidence: float = 0.95,
@@ -501,6 +605,16 @@ def transfer_report(
         ``{"pairs_per_sample": 20}``. Like ``finetune``, it costs far more than
         the frozen candidates: every split tunes the body again, from the
         pretrained weights, and never reads the embedding cache.
+    sample_domain : array-like of int of shape (n_samples,), str or None, default=None
+        The domain of each sample in skada's convention: negative for the
+        target domain (where the model is to be used), non-negative for the
+        source (see ``docs/adaptation.md``); with a DataFrame ``X``, the name of
+        its column. Adds a domain-shift diagnostic
+        (:func:`sktransfer.adapt.domain_shift`: cross-validated domain-classifier
+        AUC and MMD² with a permutation p-value) in each frozen pretrained
+        encoder's feature space, computed on the features of the one encoding
+        pass; ``domain_shift_`` and the ``shift_auc`` column hold it. The
+        scores are still cross-validated over all samples.
     head : estimator, default=None
         The linear head of the frozen and from-scratch candidates;
         ``None``: ``LogisticRegression(max_iter=1000)`` or ``Ridge()``.
@@ -549,7 +663,9 @@ def transfer_report(
         raise InvalidInputError(f"confidence={confidence!r} must be in (0, 1).")
     if not (isinstance(progress, bool) or progress == "auto"):
         raise InvalidInputError(f"progress={progress!r}; expected True, False or 'auto'.")
+    table = X
     X, y = _as_samples(X, y, column)
+    domains = None if sample_domain is None else _sample_domain(sample_domain, table, len(y))
     if modality == "auto":
         modality = C.detect_modality(X)
     _check_missing(X, y, modality)
@@ -601,7 +717,13 @@ def transfer_report(
             everyone = scratch + others
             C.unique_names(everyone)
             t_encode = time.perf_counter()
-            encode_s = _encode_once(others, X, bar, show)
+            features = {} if domains is not None else None
+            encode_s = _encode_once(others, X, bar, show, features)
+            t_shift = time.perf_counter()
+            shifts = None
+            if domains is not None:
+                shifts = _domain_shifts(pretrained, X, domains, features, seed, bar)
+                del features
             t_others = time.perf_counter()
             for cand in others:
                 per_split[cand.name] = _cross_validate(cand, X, y, splits, scorer, n_jobs, bar)
@@ -619,7 +741,8 @@ def transfer_report(
     t_end = time.perf_counter()
     timings = {
         "baselines": t_encode - started_work,
-        "encoding": t_others - t_encode,
+        "encoding": t_shift - t_encode,
+        "domain_shift": t_others - t_shift,
         "candidates": t_curves - t_others,
         "learning_curves": t_end - t_curves,
     }
@@ -655,6 +778,10 @@ def transfer_report(
             cand.meta["comparison"] = comp
         rows.append(row)
     results = pd.DataFrame(rows).set_index("candidate")
+    shift_table = None
+    if shifts is not None:
+        shift_table = _shift_table(pd, shifts)
+        results["shift_auc"] = shift_table["auc"].reindex(results.index)
     results = results.sort_values("score_mean", ascending=False, kind="stable")
 
     verdict = _headline(everyone, per_split, reference, scoring_name)
@@ -676,6 +803,7 @@ def transfer_report(
         estimators_=estimators,
         scores_=scores_table,
         learning_curves_=learning,
+        domain_shift_=shift_table,
         splits_=splits,
         modality_=modality,
         task_=task,
