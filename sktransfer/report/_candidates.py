@@ -304,7 +304,9 @@ def combined_candidate(pretrained: Candidate, baseline: Candidate, head) -> Cand
     )
     pipe = Pipeline([("features", union), ("head", clone(head))])
     base = baseline.name.rsplit(" + ", 1)[0]
-    name = f"{_encoder_name(pretrained.encoder)} & {base} + {head_label(head)}"
+    # The pretrained candidate's own name (a user's dict key too), less its head.
+    label = pretrained.name.removesuffix(f" + {head_label(head)}")
+    name = f"{label} & {base} + {head_label(head)}"
     return Candidate(name, COMBINED, pipe, encoder=clone(pretrained.encoder))
 
 
