@@ -24,6 +24,7 @@ DOCS = [
     ROOT / "docs" / "encoders.md",
     ROOT / "docs" / "finetuning.md",
     ROOT / "docs" / "adaptation.md",
+    ROOT / "docs" / "transfer_report.md",
 ]
 
 EXAMPLE = re.compile(r"```python\n(.*?)```(?:\s*?\n```text\n(.*?)```)?", flags=re.S)
@@ -72,8 +73,10 @@ def run_examples(path: Path) -> list[str]:
 
 @pytest.mark.real_model
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
-def test_python_examples_print_what_the_page_shows(path):
+def test_python_examples_print_what_the_page_shows(path, tmp_path, monkeypatch):
     import sklearn
+
+    monkeypatch.chdir(tmp_path)  # what an example writes (a report page) lands here
 
     # A page may import skada, which switches metadata routing on for the process.
     with sklearn.config_context():
