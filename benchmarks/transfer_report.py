@@ -46,8 +46,9 @@ TRAIN_SIZES = [50, 100, 200, 400]
 FASHION_SIZES = [20, 50, 100, 200]
 # Sizes chosen so that the whole run fits in half an hour on a 2-core machine shared
 # with other work: a random sample of each VADER domain and of the Fashion-MNIST test set.
-FULL = {"fashion_n": 500, "vader_n": 1000}
-QUICK = {"fashion_n": 60, "vader_n": 80}
+FULL = {"fashion_n": 500, "vader_n": 1000, "n_repeats": 2}
+# The smoke test: the same steps on tiny samples, one repeat of the 5 folds.
+QUICK = {"fashion_n": 60, "vader_n": 80, "n_repeats": 1}
 
 
 # ------------------------------------------------------------------- data
@@ -71,11 +72,11 @@ def load(dataset: str, sizes: dict):
     return list(texts), y
 
 
-def _splits(y):
+def _splits(y, n_repeats: int):
     import numpy as np
     from sklearn.model_selection import RepeatedStratifiedKFold
 
-    splitter = RepeatedStratifiedKFold(n_splits=5, n_repeats=2, random_state=0)
+    splitter = RepeatedStratifiedKFold(n_splits=5, n_repeats=n_repeats, random_state=0)
     return list(splitter.split(np.zeros(len(y)), y))
 
 
@@ -97,10 +98,12 @@ def worker_report(dataset: str, sizes: dict, curves: bool, figure: str | None) -
     train_sizes = None
     if curves:
         top = TRAIN_SIZES if dataset != "fashion_mnist" else FASHION_SIZES
-        largest = min(len(tr) for tr, _ in _splits(y))
+        largest = min(len(tr) for tr, _ in _splits(y, sizes["n_repeats"]))
         train_sizes = [s for s in top if s < largest] + [largest]
     start = time.perf_counter()
-    report = transfer_report(X, y, cv=5, n_repeats=2, random_state=0, train_sizes=train_sizes)
+    report = transfer_report(
+        X, y, cv=5, n_repeats=sizes["n_repeats"], random_state=0, train_sizes=train_sizes
+    )
     elapsed = time.perf_counter() - start
     if figure:
         import matplotlib
@@ -131,7 +134,7 @@ def worker_by_hand(dataset: str, sizes: dict) -> dict:
 
     X, y = load(dataset, sizes)
     _preload(dataset)
-    splits = _splits(y)
+    splits = _splits(y, sizes["n_repeats"])
     start = time.perf_counter()
     image = dataset == "fashion_mnist"
     encoder = (ImageEncoder if image else TextEncoder)(cache=None, progress=False).fit()
