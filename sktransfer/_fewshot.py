@@ -563,7 +563,8 @@ class FewShotTextClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         path : str or path-like
-            A folder; created if missing.
+            The folder to write, created if missing; files of an earlier save
+            in it are replaced.
 
         Examples
         --------
@@ -586,9 +587,9 @@ class FewShotTextClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         path : str or path-like
-            The folder written by :meth:`save`.
+            A folder that :meth:`save` wrote (weights, tokenizer, head, config).
         device : str, default="auto"
-            Where to put the network.
+            Where to put the tuned body: "cpu", "cuda", "mps" or "auto".
 
         Returns
         -------

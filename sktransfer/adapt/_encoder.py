@@ -330,6 +330,7 @@ def _with_state(network, state: dict, owner):
 
 
 def _check_sample_domain(sample_domain, n: int, owner: str) -> np.ndarray:
+    """``sample_domain`` as an int array (skada's convention: negative = target), checked."""
     domains = np.asarray(sample_domain)
     if domains.ndim != 1 or len(domains) != n:
         raise InvalidInputError(
@@ -337,17 +338,18 @@ def _check_sample_domain(sample_domain, n: int, owner: str) -> np.ndarray:
             "one integer domain per sample (negative = target, positive = source)."
         )
     if domains.dtype.kind not in "iu":
-        if (
-            domains.dtype.kind == "f"
-            and np.all(np.isfinite(domains))
-            and np.all(domains == np.round(domains))
-        ):
-            domains = domains.astype(np.int64)
+        if domains.dtype.kind == "f" and np.isfinite(domains).all():
+            whole = domains == np.round(domains)
         else:
+            whole = np.zeros(len(domains), dtype=bool)
+        if not whole.all():
+            bad = np.flatnonzero(~whole)[0]
             raise InvalidInputError(
-                f"{owner}: sample_domain must hold integers (negative = target, positive = "
-                f"source), got dtype {domains.dtype}."
+                f"{owner}: sample_domain must hold integers (skada's convention: negative = "
+                f"target, non-negative = source); position {bad} holds {domains[bad]!r}. Map "
+                "your domain names to integers, e.g. np.where(names == 'tweets', -1, 1)."
             )
+        domains = domains.astype(np.int64)
     return domains
 
 

@@ -393,25 +393,9 @@ def _sample_domain(sample_domain, X, n: int):
                 f"{list(map(str, X.columns))[:20]}."
             )
         sample_domain = X[sample_domain]
-    domains = np.asarray(sample_domain)
-    if domains.ndim != 1 or len(domains) != n:
-        raise InvalidInputError(
-            f"sample_domain has shape {domains.shape} but X has {n} samples; pass one "
-            "integer domain per sample."
-        )
-    if domains.dtype.kind not in "iu":
-        if domains.dtype.kind == "f" and np.isfinite(domains).all():
-            whole = domains == np.round(domains)
-        else:
-            whole = np.zeros(len(domains), dtype=bool)
-        if not whole.all():
-            bad = np.flatnonzero(~whole)[0]
-            raise InvalidInputError(
-                f"sample_domain must hold integers (skada's convention: negative = target, "
-                f"non-negative = source); position {bad} holds {domains[bad]!r}. Map your "
-                "domain names to integers, e.g. np.where(names == 'tweets', -1, 1)."
-            )
-        domains = domains.astype(np.int64)
+    from sktransfer.adapt._encoder import _check_sample_domain
+
+    domains = _check_sample_domain(sample_domain, n, "transfer_report")
     n_target = int((domains < 0).sum())
     n_source = len(domains) - n_target
     if min(n_target, n_source) < 2:
