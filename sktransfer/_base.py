@@ -29,6 +29,7 @@ import numbers
 import os
 import threading
 import warnings
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -121,6 +122,22 @@ class _LoadedNetworks:
 
 
 LOADED_NETWORKS = _LoadedNetworks()
+
+# One lock per loaded network: the encoders that share a network (clones in a
+# grid search, the tasks of a multi-threaded Dask worker) encode one at a time,
+# because a Hugging Face fast tokenizer keeps its padding and truncation
+# settings in shared state that concurrent calls overwrite.
+_NETWORK_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_NETWORK_LOCKS_GUARD = threading.Lock()
+
+
+def network_lock(network) -> threading.RLock:
+    """The lock that serialises inference on ``network`` across threads."""
+    with _NETWORK_LOCKS_GUARD:
+        lock = _NETWORK_LOCKS.get(network)
+        if lock is None:
+            lock = _NETWORK_LOCKS[network] = threading.RLock()
+        return lock
 
 
 class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -371,10 +388,10 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         items = self._prepare_input(X)
         if len(items) == 0:
             return np.empty((0, self.embedding_dim_), dtype=np.float32)
-        self._body()  # (re)load first: the fingerprint may change after unpickling
+        network = self._body()  # (re)load first: the fingerprint may change after unpickling
         store = open_store(self.cache)
         failed: list[int] = []
-        with self._inference_context():
+        with network_lock(network), self._inference_context():
             if store is None:
                 out = self._encode(items, failed)
             else:
