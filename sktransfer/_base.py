@@ -45,6 +45,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from sktransfer import _dask, _fingerprint, _reduction
 from sktransfer._device import device_after_unpickling, resolve_device
+from sktransfer._doclink import DocLinkMixin
 from sktransfer._malloc import tune_malloc
 from sktransfer._precision import resolve_precision
 from sktransfer._stores import CacheStats, open_store
@@ -140,7 +141,7 @@ def network_lock(network) -> threading.RLock:
         return lock
 
 
-class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Shared machinery of the frozen encoders. Not meant to be used directly.
 
     The parameters are those every encoder has; a subclass that only names its

@@ -29,6 +29,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from sktransfer._doclink import DocLinkMixin
 from sktransfer._hub import DEFAULT_TEXT_MODEL
 from sktransfer._precision import PRECISIONS, autocast, resolve_precision
 from sktransfer._validation import one_column_tags
@@ -72,7 +73,7 @@ def contrastive_loss(cos, same, loss: str, margin: float):
     return 0.5 * (target * distance**2 + (1 - target) * torch.relu(margin - distance) ** 2)
 
 
-class FewShotTextClassifier(ClassifierMixin, BaseEstimator):
+class FewShotTextClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
     """Classify texts from a few labelled examples: contrastive fine-tuning, then a head.
 
     ``fit`` tunes a pretrained sentence-transformers body on pairs of the

@@ -20,6 +20,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from sktransfer._device import reload_body, resolve_device
+from sktransfer._doclink import DocLinkMixin
 from sktransfer._precision import autocast, resolve_precision
 from sktransfer._validation import is_missing, one_column_tags
 from sktransfer._warn import outside_stacklevel
@@ -69,7 +70,7 @@ def _release_memory(device: str | None) -> None:
         torch.cuda.empty_cache()
 
 
-class _FineTuneEstimator(TunedEmbeddingsMixin, BaseEstimator):
+class _FineTuneEstimator(DocLinkMixin, TunedEmbeddingsMixin, BaseEstimator):
     """What the four fine-tuning estimators share. Not meant to be used directly.
 
     A predictor that also transforms: ``transform`` gives the tuned embeddings
