@@ -148,7 +148,10 @@ class FewShotTextClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
         "auto" (a GPU when there is one, else the CPU), "cpu", "cuda",
         "cuda:1", "mps".
     mixed_precision : bool or "auto", default="auto"
-        bfloat16 (or float16) autocast while training on a GPU; never on a CPU.
+        bfloat16 autocast while training, as in the fine-tuners: on CUDA
+        (float16 where bfloat16 is unsupported) and on CPUs that compute
+        bfloat16 natively (AVX-512 BF16 or AMX); float32 elsewhere (True then
+        warns) or with ``False``.
     precision : {"float32", "bfloat16", "float16"}, default="float32"
         Precision of the embeddings computed for the head and for prediction.
     verbose : int or "auto", default="auto"
@@ -385,7 +388,7 @@ class FewShotTextClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
 
             tune_malloc()
         precision = resolve_precision(self.precision, device, owner=type(self).__name__)
-        amp_dtype = _amp_dtype(self.mixed_precision, device)
+        amp_dtype = _amp_dtype(self.mixed_precision, device, owner=type(self).__name__)
         with _seeded(seed, device):
             body, source, reference = backend.load(device)
             backend.warn_if_truncated(items, type(self).__name__)
@@ -707,7 +710,6 @@ class _ContrastiveTrainer:
         return record
 
     def train_step(self, batch, items, codes) -> float:
-        import contextlib
 
         import torch
         import torch.nn.functional as F
@@ -715,12 +717,9 @@ class _ContrastiveTrainer:
         est, backend = self.est, self.backend
         features = backend.collate([items[i] for i in batch.rows], training=True)
         features = backend.to_device(features, self.device)
-        amp = (
-            torch.autocast(device_type="cuda", dtype=self.amp_dtype)
-            if self.amp_dtype is not None
-            else contextlib.nullcontext()
-        )
-        with amp:
+        from sktransfer.finetune._loop import training_autocast
+
+        with training_autocast(self.device, self.amp_dtype):
             embeddings = self.body(features)
         embeddings = F.normalize(embeddings.float(), dim=1)
         left = torch.as_tensor(batch.left, device=self.device)

@@ -24,7 +24,7 @@ from sktransfer._doclink import DocLinkMixin
 from sktransfer._precision import autocast, resolve_precision
 from sktransfer._validation import is_missing, one_column_tags
 from sktransfer._warn import outside_stacklevel
-from sktransfer.exceptions import InvalidInputError
+from sktransfer.exceptions import InvalidInputError, PrecisionWarning
 from sktransfer.finetune._metrics import LOWER_IS_BETTER, METRICS
 from sktransfer.finetune._registry import register
 from sktransfer.finetune._transform import TunedEmbeddingsMixin
@@ -177,7 +177,7 @@ class _FineTuneEstimator(DocLinkMixin, TunedEmbeddingsMixin, BaseEstimator):
         precision = None
         if self.precision != "auto":
             precision = resolve_precision(self.precision, device, owner=type(self).__name__)
-        amp_dtype = _amp_dtype(self.mixed_precision, device)
+        amp_dtype = _amp_dtype(self.mixed_precision, device, owner=type(self).__name__)
         metric_name = self._validation_metric()
         with _seeded(seed, device):
             body, source, reference = adapter.load(device)
@@ -455,13 +455,36 @@ class _FineTuneEstimator(DocLinkMixin, TunedEmbeddingsMixin, BaseEstimator):
         return load_estimator(path, device=device, expected=cls)
 
 
-def _amp_dtype(mixed_precision, device: str):
-    """bfloat16 (or float16 where bf16 is missing) autocast on CUDA; None elsewhere."""
-    if mixed_precision is False or not device.startswith("cuda"):
+def _amp_dtype(mixed_precision, device: str, *, owner: str = "The estimator"):
+    """The autocast type of training (None: float32), from ``mixed_precision``.
+
+    CUDA: bfloat16, or float16 (with loss scaling) where bfloat16 is missing.
+    CPU: bfloat16 where the CPU computes it natively (AVX-512 BF16 or AMX, see
+    ``sktransfer._precision.native_bfloat16``; ``SKTRANSFER_BFLOAT16=0`` turns
+    it off); elsewhere float32, with a ``PrecisionWarning`` when
+    ``mixed_precision=True`` asked for it. MPS: float32.
+    """
+    if mixed_precision is False:
         return None
     import torch
 
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    kind = device.split(":")[0]
+    if kind == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if kind == "cpu":
+        from sktransfer._precision import native_bfloat16
+
+        native, why = native_bfloat16(device)
+        if native:
+            return torch.bfloat16
+        if mixed_precision is True:
+            warnings.warn(
+                f"{owner}(mixed_precision=True): training runs in float32 on this CPU, "
+                f"because {why}. Use mixed_precision='auto' to choose silently.",
+                PrecisionWarning,
+                stacklevel=outside_stacklevel(),
+            )
+    return None
 
 
 def prediction_precision(estimator, net, adapter, device: str):

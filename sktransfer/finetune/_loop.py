@@ -97,6 +97,13 @@ def make_optimizer(
     return optimizer, scheduler, scaler
 
 
+def training_autocast(device: str, amp_dtype):
+    """``torch.autocast`` to ``amp_dtype`` on ``device``'s kind; nothing when it is None."""
+    if amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.split(":")[0], dtype=amp_dtype)
+
+
 # -------------------------------------------------------------------- loop
 
 
@@ -222,9 +229,7 @@ class TrainingLoop:
         )
 
     def _autocast(self):
-        if self.config.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self.config.amp_dtype)
+        return training_autocast(self.config.device, self.config.amp_dtype)
 
     # ------------------------------------------------------- frozen body
     def body_always_frozen(self) -> bool:
@@ -237,8 +242,13 @@ class TrainingLoop:
         Only when the body never trains and the training batches are the
         evaluation ones (no augmentation): the body is a fixed function then,
         so running it every epoch would recompute the same features. Returns
-        the splits with the features as their items.
+        the splits with the features as their items. On a CPU they are computed
+        in float32 whatever ``amp_dtype`` says: a linear head gains nothing from
+        bfloat16, and the features are then exactly the frozen encoder's (the
+        embedding cache's).
         """
+        if not self.config.device.startswith("cuda"):
+            self.config.amp_dtype = None
 
         def features(split: Split | None) -> Split | None:
             if split is None:
@@ -396,11 +406,7 @@ def predict_outputs(
     was_training = net.training
     net.eval()
     chunks, positions = [], []
-    autocast = (
-        torch.autocast(device_type="cuda", dtype=amp_dtype)
-        if amp_dtype is not None
-        else contextlib.nullcontext()
-    )
+    autocast = training_autocast(device, amp_dtype)
     try:
         with torch.inference_mode(), autocast:
             for rows, batch in adapter.inference_batches(items, batch_size):

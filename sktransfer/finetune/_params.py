@@ -88,9 +88,13 @@ _PARAMS_DOC = """
     device : str, default="auto"
         "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps".
     mixed_precision : bool or "auto", default="auto"
-        Training in bfloat16 (float16 with loss scaling where bf16 is
-        unsupported) autocast on CUDA; "auto" and True use it on CUDA. It
-        never applies on the CPU.
+        Training under bfloat16 autocast (the weights stay float32). "auto"
+        and True use it on CUDA (float16 with loss scaling where bfloat16 is
+        unsupported) and on CPUs that compute bfloat16 natively (AVX-512 BF16
+        or AMX); other CPUs and MPS train in float32 (True then warns).
+        Head-only training (``trainable_blocks=0``) on a CPU stays float32.
+        ``False``, or ``SKTRANSFER_BFLOAT16=0`` in the environment for CPUs,
+        trains in float32 everywhere.
     precision : {"auto", "float32", "bfloat16", "float16"}, default="auto"
         Floating-point type of the forward pass in ``predict`` and friends,
         as in :class:`sktransfer.TextEncoder`: "auto" picks bfloat16 where the
