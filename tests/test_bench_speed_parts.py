@@ -1,0 +1,78 @@
+"""The cold-start and training-precision benchmarks' tables and verdicts (fake results)."""
+
+from benchmarks import cold_start, train_precision
+
+META = {
+    "command": "python -m benchmarks.x",
+    "code": "abc",
+    "date": "today",
+    "cpu": "Some CPU",
+    "cpu_features": "AVX2 yes, AVX-512 BF16 no, AMX BF16 no",
+}
+
+
+def _cold(seconds: dict) -> dict:
+    results = {}
+    for group, systems in (("text", cold_start.TEXT), ("image", cold_start.IMAGE)):
+        for key in systems:
+            s = seconds.get(f"{group}/{key}", [5.0, 5.1, 5.2])
+            results[f"{group}/{key}"] = [{"process_s": v, "inside_s": v - 1} for v in s]
+    results["floors/floor-torch"] = [{"process_s": 2.0, "inside_s": 1.0}] * 3
+    return {"rounds": 3, "results": results}
+
+
+def test_cold_start_goal_is_met_only_at_half_of_embetters_time():
+    text = cold_start.render(
+        _cold({"text/ours": [2.0, 2.1, 2.2], "text/embetter": [5.0, 5.1, 5.2]}), META
+    )
+    assert "text: ours takes 0.41× embetter's time, faster than embetter beyond" in text
+    assert "(goal ≤ 0.5×: met)" in text
+    assert "image: ours takes 1.00× embetter's time, a tie with embetter" in text
+    assert "(goal ≤ 0.5×: not met)" in text
+    assert "AVX-512 BF16 no" in text
+
+
+def _trained(trained_in: str, fit_s: list, loss: list) -> list:
+    return [
+        {
+            "trained_in": trained_in,
+            "fit_s": f,
+            "epoch_s": [f / 3] * 3,
+            "loss": loss,
+            "accuracy": 0.8,
+        }
+        for f in fit_s
+    ]
+
+
+def test_training_precision_verdict_names_the_speedup_and_the_loss_gap():
+    result = {
+        "sizes": {"text": (10, 10, 3)},
+        "rounds": 3,
+        "threads": 2,
+        "results": {
+            "text": {
+                "float32": _trained("float32", [10.0, 10.5, 11.0], [0.7, 0.5, 0.3]),
+                "auto": _trained("bfloat16", [6.0, 6.2, 6.4], [0.7, 0.52, 0.3]),
+            }
+        },
+    }
+    text = train_precision.render(result, META)
+    assert "text: bfloat16 training 1.69× float32's speed, faster than float32 beyond" in text
+    assert "0.0200 (first epoch 0.700)" in text
+
+
+def test_training_precision_says_when_the_cpu_has_no_bfloat16():
+    result = {
+        "sizes": {"image": (10, 10, 3)},
+        "rounds": 2,
+        "threads": 2,
+        "results": {
+            "image": {
+                "float32": _trained("float32", [10.0, 10.5], [0.7, 0.5, 0.3]),
+                "auto": _trained("float32", [10.1, 10.4], [0.7, 0.5, 0.3]),
+            }
+        },
+    }
+    text = train_precision.render(result, META)
+    assert "image: this CPU has no native bfloat16, so `'auto'` trained in float32" in text
