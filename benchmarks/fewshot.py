@@ -350,13 +350,24 @@ def main(argv=None) -> None:
         saved = json.loads(Path(args.render).read_text())
         result = {k: saved[k] for k in ("cells", "pairs", "config")}
         cfg = result["config"]
-        total = cfg["seeds"] * len(cfg["tasks"]) * len(cfg["n_per_class"])
+        per_seed = len(cfg["tasks"]) * len(cfg["n_per_class"])
+        total = cfg["seeds"] * per_seed
+        # Only seeds with every cell: each row of the table then has the same seeds.
+        complete = [
+            seed
+            for seed in range(cfg["seeds"])
+            if sum(c["seed"] == seed for c in result["cells"]) == per_seed
+        ]
+        if not complete:
+            raise SystemExit("the partial run has no complete seed yet: nothing to render")
+        n_done = len(result["cells"])
+        result["cells"] = [c for c in result["cells"] if c["seed"] in complete]
         code, minutes = saved["code"], saved["minutes"]
         command = (
-            f"{saved['command']}` stopped after {len(result['cells'])} of {total} cells, "
-            f"tables written by `{command}"
+            f"{saved['command']}` stopped after {n_done} of {total} cells; tables of its "
+            f"{len(complete)} complete seed(s) written by `{command}"
         )
-        result["config"] = {**cfg, "seeds": max(c["seed"] for c in result["cells"]) + 1}
+        result["config"] = {**cfg, "seeds": len(complete)}
     else:
         code = code_hash()
         started = time.perf_counter()

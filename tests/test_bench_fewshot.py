@@ -61,3 +61,27 @@ def test_document_names_its_command_and_the_pair_rows():
     text = fewshot.render(_result([0.8, 0.81], [0.7, 0.72]), META)
     assert "`python -m benchmarks.fewshot`" in text and "shared" in text
     assert "SetFit ContrastiveDataset" in text and " 100.00 |" in text  # µs per pair
+
+
+def test_a_stopped_run_renders_its_complete_seeds_only(tmp_path, monkeypatch):
+    import json
+
+    result = _result([0.8, 0.81, 0.9], [0.7, 0.72, 0.5])
+    result["config"] = {**result["config"], "tasks": ["tweets", "domain"], "seeds": 5}
+    # seeds 0 and 1 have both tasks; seed 2 was stopped after its first task
+    cells = []
+    for cell in result["cells"]:
+        cells.append(cell)
+        if cell["seed"] < 2:
+            cells.append({**cell, "task": "domain"})
+    result["cells"] = cells
+    saved = {**result, "code": "abc", "command": "python -m benchmarks.fewshot", "minutes": 1.0}
+    partial = tmp_path / "fewshot-partial.json"
+    partial.write_text(json.dumps(saved))
+    out = tmp_path / "fewshot.md"
+    monkeypatch.setattr(fewshot._common, "machine_info", lambda: {"cpu": "cpu"})
+    fewshot.main(["--render", str(partial), "--output", str(out)])
+    text = out.read_text()
+    assert "stopped after 5 of 10 cells; tables of its 2 complete seed(s)" in text
+    assert "2 seed(s) of the labelled sample" in text
+    assert "80.5 ± 0.7" in text  # seeds 0 and 1 only: the unfinished seed's 0.9 is left out
