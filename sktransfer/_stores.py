@@ -359,7 +359,7 @@ class SQLiteStore(_Store):
         con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
         try:
             self._check_schema(con)  # before anything is written to a file that is not ours
-            con.execute("PRAGMA journal_mode=WAL")
+            _set_wal(con)
             con.execute("PRAGMA synchronous=NORMAL")
         except BaseException:
             con.close()
@@ -678,6 +678,30 @@ class SQLiteStore(_Store):
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0), COALESCE(MAX(n_writes), 0) "
             "FROM embeddings"
         ).fetchone()
+
+
+def _set_wal(con: sqlite3.Connection, timeout: float = 60.0) -> None:
+    """Put the database in WAL mode, waiting while other connections hold it.
+
+    Changing the journal mode needs the database to itself, and SQLite answers
+    "database is locked" at once (its busy timeout does not apply) while
+    another process or thread -- a Dask worker opening the same store -- is
+    reading or writing. The mode is read first (WAL is persistent: usually it
+    is already set), and the change is retried until ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        try:
+            mode = con.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                con.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 class _transaction:

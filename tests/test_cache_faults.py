@@ -313,3 +313,26 @@ def test_a_long_computation_stores_its_rows_as_it_goes(tmp_path, monkeypatch):
     for i, key in enumerate(keys):
         np.testing.assert_array_equal(rows[key], [i, i, i])
     np.testing.assert_array_equal(other.get_many(keys, 3)[keys[-1]], [199, 199, 199])
+
+
+def test_a_store_opens_while_another_connection_holds_the_journal_mode_change(tmp_path):
+    # SQLite answers "database is locked" at once (no busy timeout) to a journal
+    # mode change while other connections use the file: threaded Dask workers
+    # opening one store at the same time saw it. The store waits instead.
+    import sqlite3
+
+    from sktransfer import _stores
+
+    refusals = {"left": 3}
+
+    class Flaky(sqlite3.Connection):
+        def execute(self, sql, *args):
+            if sql.startswith("PRAGMA journal_mode") and refusals["left"] > 0:
+                refusals["left"] -= 1
+                raise sqlite3.OperationalError("database is locked")
+            return super().execute(sql, *args)
+
+    con = sqlite3.connect(tmp_path / "x.sqlite", factory=Flaky, isolation_level=None)
+    _stores._set_wal(con)
+    assert refusals["left"] == 0
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
