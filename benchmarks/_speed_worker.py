@@ -37,15 +37,16 @@ TEXT_SYSTEMS = {
     "embetter": ("embetter `SentenceEncoder`", {}),
     "skrub": ("skrub `LLMEncoder`, default `n_components=30`, fitted on these sentences", {}),
     "skrub-full": ("skrub `LLMEncoder(n_components=None)` (full embeddings)", {}),
-    "ours": ("sktransfer `TextEncoder`, `cache=None`", {}),
-    "ours-memory": ("sktransfer `TextEncoder`, empty memory cache", {}),
-    "ours-bf16": ("sktransfer `TextEncoder(precision='bfloat16')`, `cache=None`", {}),
+    "ours": ("sktransfer `TextEncoder()` (default settings), `cache=None`", {}),
+    "ours-memory": ("sktransfer `TextEncoder()`, empty memory cache", {}),
+    "ours-float32": ("sktransfer `TextEncoder(precision='float32')`, `cache=None`", {}),
+    "ours-onnx": ("sktransfer `TextEncoder(backend='onnx')`, `cache=None`", {}),
 }
 # Rows timed in the process of another system (warm caches need the cold call first).
 TEXT_EXTRA = {
     "embetter-cached": ("embetter `cached(...)`, empty cache", "embetter"),
     "embetter-cached-warm": ("embetter `cached(...)`, warm (every sentence stored)", "embetter"),
-    "ours-memory-warm": ("sktransfer `TextEncoder`, warm memory cache", "ours-memory"),
+    "ours-memory-warm": ("sktransfer `TextEncoder()`, warm memory cache", "ours-memory"),
 }
 IMAGE_SYSTEMS = {
     "timm": ("timm loop, NCHW, decoding in the loop (direct call)", {}),
@@ -57,11 +58,16 @@ IMAGE_SYSTEMS = {
     ),
     "embetter": ("embetter `ImageLoader` + `TimmEncoder`", {}),
     "ours-untuned": (
-        "sktransfer `ImageEncoder`, `cache=None`, `SKTRANSFER_TUNE_MALLOC=0`",
+        "sktransfer `ImageEncoder()`, `cache=None`, `SKTRANSFER_TUNE_MALLOC=0`",
         {"SKTRANSFER_TUNE_MALLOC": "0"},
     ),
-    "ours": ("sktransfer `ImageEncoder`, `cache=None` (raises the thresholds itself)", {}),
-    "ours-bf16": ("sktransfer `ImageEncoder(precision='bfloat16')`, `cache=None`", {}),
+    "ours": (
+        "sktransfer `ImageEncoder()` (default settings), `cache=None` (raises the thresholds "
+        "itself)",
+        {},
+    ),
+    "ours-float32": ("sktransfer `ImageEncoder(precision='float32')`, `cache=None`", {}),
+    "ours-onnx": ("sktransfer `ImageEncoder(backend='onnx')`, `cache=None`", {}),
 }
 
 
@@ -99,17 +105,17 @@ def _text_system(system: str, texts: list[str], tmp: Path) -> dict:
         return {system: lambda: encoder.transform(series).to_numpy()}
     from sktransfer import TextEncoder
 
-    if system == "ours":
-        encoder = TextEncoder(folder, progress=False, cache=None).fit()
-        return {system: lambda: encoder.transform(texts)}
-    if system == "ours-float32":
-        encoder = TextEncoder(folder, progress=False, cache=None, precision="float32").fit()
-        return {system: lambda: encoder.transform(texts)}
+    ours = {
+        "ours": {},
+        "ours-float32": {"precision": "float32"},
+        "ours-onnx": {"backend": "onnx"},
+        "ours-bf16": {"precision": "bfloat16"},
+    }
+    if system in ours:
+        encoder = TextEncoder(folder, progress=False, cache=None, **ours[system]).fit()
+        return {system: lambda: encoder.transform(texts), "precision": encoder.precision_}
     if system == "ours-chunk":
         encoder = TextEncoder(folder, progress=False, cache=None, long_texts="chunk").fit()
-        return {system: lambda: encoder.transform(texts), "precision": encoder.precision_}
-    if system == "ours-bf16":
-        encoder = TextEncoder(folder, progress=False, cache=None, precision="bfloat16").fit()
         return {system: lambda: encoder.transform(texts), "precision": encoder.precision_}
     if system == "ours-memory":
         from sktransfer.cache import clear_cache
@@ -178,11 +184,15 @@ def _image_system(system: str, paths: list[str], tmp: Path) -> dict:
         return {system: lambda: embetter.transform(loader.transform(paths))}
     from sktransfer import ImageEncoder
 
-    if system in ("ours", "ours-untuned"):
-        encoder = ImageEncoder(progress=False, cache=None).fit()
-        return {system: lambda: encoder.transform(paths)}
-    if system == "ours-bf16":
-        encoder = ImageEncoder(progress=False, cache=None, precision="bfloat16").fit()
+    ours = {
+        "ours": {},
+        "ours-untuned": {},
+        "ours-float32": {"precision": "float32"},
+        "ours-onnx": {"backend": "onnx"},
+        "ours-bf16": {"precision": "bfloat16"},
+    }
+    if system in ours:
+        encoder = ImageEncoder(progress=False, cache=None, **ours[system]).fit()
         return {system: lambda: encoder.transform(paths), "precision": encoder.precision_}
     raise SystemExit(f"unknown image system {system!r}")
 

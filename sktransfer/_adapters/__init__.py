@@ -25,7 +25,10 @@ nothing about estimators or training:
     The bytes that identify a sample's content (the embedding cache's key).
 ``probe_samples() -> list or None``
     A fixed batch of samples on which ``precision="auto"`` compares bfloat16
-    with float32 (``None``: no probe, "auto" stays at float32).
+    with float32 (``None``: no probe, "auto" stays at float32); also the
+    example inputs of ``backend="onnx"``'s export and its check.
+``onnx_dynamic_axes``
+    The axes of a batch's tensors whose size varies (batch, sequence length).
 
 plus ``warn_if_truncated``, ``augments`` and ``save_body`` / ``load_saved_body``
 for the fine-tuners' ``save`` / ``load``, with defaults here.
@@ -46,6 +49,9 @@ class Adapter:
 
     kind = "generic"
     augments = False  # whether training batches differ from evaluation batches
+    # The axes of a batch's tensors whose size varies between batches (the
+    # ONNX export's dynamic axes; see sktransfer._onnx). Batch size by default.
+    onnx_dynamic_axes: tuple[int, ...] = (0,)
 
     def check_X(self, X) -> list:  # pragma: no cover - every modality has its own
         raise NotImplementedError

@@ -70,6 +70,8 @@ class TextAdapter(Adapter):
     """
 
     kind = "text"
+    # Batch and sequence length vary between batches (see sktransfer._onnx).
+    onnx_dynamic_axes = (0, 1)
 
     def __init__(
         self,

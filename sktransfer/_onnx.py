@@ -1,0 +1,310 @@
+"""ONNX Runtime as the inference backend of the frozen encoders (``backend="onnx"``).
+
+The encoder's loaded torch body is exported once with ``torch.onnx.export``
+(the ``torch.export`` based exporter), the export is checked against the torch
+forward pass on the adapter's probe batch, and ONNX Runtime runs it on the CPU
+in float32. The numbers are float32 numbers of the same network (cosine to the
+torch forward >= 0.9999 on every probe row, or the export is refused).
+
+Where the export lives
+    A file per model fingerprint (weights content, every output-affecting
+    parameter) and exporter version, so an export is made once and never served
+    for other weights: ``<cache folder>/onnx/<key>/model.onnx`` when ``cache`` is
+    a folder sktransfer may write, else ``<data home>/onnx/<key>/model.onnx``
+    (``SKTRANSFER_DATA``, see :func:`sktransfer.datasets.get_data_home`). Weights
+    without a content hash (randomly initialised ones) are exported in memory
+    only. A folder appears whole or not at all (written aside, then renamed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import re
+import shutil
+import tempfile
+import threading
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from sktransfer._optional import import_optional
+
+BACKENDS = ("torch", "onnx")
+
+# Bumped whenever the export changes (inputs, outputs, exporter options), so
+# that files written by an older sktransfer are never read as current ones.
+EXPORT_FORMAT = 1
+
+# Every probe row's cosine between ONNX Runtime and torch must reach this.
+MIN_COSINE = 0.9999
+
+_PURPOSE = "backend='onnx' (export of the model and ONNX Runtime)"
+
+
+class BackendError(RuntimeError):
+    """The model could not be exported to ONNX, or its export computes other numbers."""
+
+
+def _import_runtime():
+    return import_optional("onnxruntime", _PURPOSE)
+
+
+def check_available() -> None:
+    """Raise an ImportError naming the extra when ONNX Runtime or the exporter is missing."""
+    _import_runtime()
+    import_optional("onnx", _PURPOSE)
+    import_optional("onnxscript", _PURPOSE)
+
+
+def export_folder(cache) -> Path:
+    """Where exports are kept: beside a folder cache when writable, else the data home."""
+    if cache is not None and not (isinstance(cache, str) and cache == "memory"):
+        folder = Path(cache).expanduser()
+        if folder.is_dir() and os.access(folder, os.W_OK):
+            return folder / "onnx"
+    from sktransfer.datasets import get_data_home
+
+    return get_data_home() / "onnx"
+
+
+def export_key(fingerprint: str) -> str:
+    """The export's name: the model fingerprint, the exporter and its version."""
+    import torch
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr((EXPORT_FORMAT, torch.__version__, fingerprint)).encode())
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------ batches
+def _split(batch) -> tuple[list[str], list, dict]:
+    """A batch as (input names, tensors, constant entries) for export and for feeding."""
+    import torch
+
+    if isinstance(batch, torch.Tensor):
+        return ["input"], [batch], {}
+    names, tensors, constants = [], [], {}
+    for name, value in batch.items():
+        if isinstance(value, torch.Tensor):
+            names.append(name)
+            tensors.append(value)
+        else:
+            constants[name] = value
+    return names, tensors, constants
+
+
+def _feeds(batch, names: list[str]) -> dict[str, np.ndarray]:
+    import torch
+
+    if isinstance(batch, torch.Tensor):
+        return {names[0]: np.ascontiguousarray(batch.detach().cpu().numpy())}
+    missing = [name for name in names if name not in batch]
+    if missing:
+        raise BackendError(
+            f"The exported model takes inputs {names} but the batch has no {missing}; "
+            "this model's preprocessing changed since the export. Use backend='torch'."
+        )
+    return {name: np.ascontiguousarray(batch[name].detach().cpu().numpy()) for name in names}
+
+
+def _positional(body, names: list[str], constants: dict, is_dict: bool):
+    """``body`` as a module of positional tensors (what the exporter traces)."""
+    from torch import nn
+
+    class Positional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = body
+
+        def forward(self, *tensors):
+            if not is_dict:
+                return self.body(tensors[0])
+            return self.body({**dict(zip(names, tensors, strict=True)), **constants})
+
+    return Positional()
+
+
+# ------------------------------------------------------------------- export
+def _export(body, batch, dynamic_axes: tuple[int, ...], destination: Path | None):
+    """Export ``body`` traced on ``batch``; the ONNX bytes (None when written to disk)."""
+    import torch
+
+    names, tensors, constants = _split(batch)
+    module = _positional(body, names, constants, not isinstance(batch, torch.Tensor)).eval()
+    # One symbol per axis, shared by the inputs (token ids and their mask have
+    # one batch size and one sequence length).
+    dims = {axis: torch.export.Dim(f"axis{axis}") for axis in dynamic_axes}
+    dynamic = tuple({axis: dims[axis] for axis in dynamic_axes if axis < t.ndim} for t in tensors)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.onnx.export(
+                module,
+                tuple(tensors),
+                input_names=names,
+                output_names=["features"],
+                dynamic_shapes=(dynamic,),  # forward(*tensors): one varargs entry
+                dynamo=True,
+                verbose=False,
+            )
+        except Exception as exc:  # the exporter raises many kinds of errors
+            cause = exc.__cause__ or exc
+            first = re.sub(r"\x1b\[[0-9;]*m", "", str(cause)).strip().split("\n")[0]
+            raise BackendError(
+                f"torch.onnx.export could not export this model ({type(cause).__name__}: "
+                f"{first}). Use backend='torch'."
+            ) from exc
+        if destination is None:
+            return program.model_proto.SerializeToString()
+        program.save(str(destination))
+    return None
+
+
+def _stored(folder: Path, key: str, export) -> Path:
+    """``folder/key/model.onnx``, exported by ``export(path)`` unless already there."""
+    final = folder / key / "model.onnx"
+    if final.is_file():
+        return final
+    folder.mkdir(parents=True, exist_ok=True)
+    aside = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=folder))
+    try:
+        export(aside / "model.onnx")
+        try:
+            os.rename(aside, folder / key)
+        except OSError:
+            if not final.is_file():  # not another process that finished first
+                raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+    return final
+
+
+# ----------------------------------------------------------------- sessions
+class OnnxRunner:
+    """Calls like the torch body: a batch in, a float32 tensor of features out."""
+
+    def __init__(self, session, names: list[str], source: str):
+        self.session = session
+        self.names = names
+        self.source = source  # the file run, or "memory"
+
+    def __call__(self, batch):
+        import torch
+
+        (out,) = self.session.run(["features"], _feeds(batch, self.names))
+        return torch.from_numpy(out)
+
+
+_RUNNERS: OrderedDict = OrderedDict()
+_RUNNERS_LOCK = threading.Lock()
+_MAX_RUNNERS = 4
+
+
+def _session(model, threads: int):
+    ort = _import_runtime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    source = str(model) if isinstance(model, Path) else model
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def runner(
+    body,
+    adapter,
+    fingerprint: str,
+    *,
+    cache,
+    threads: int,
+    on_disk: bool,
+) -> OnnxRunner:
+    """The ONNX Runtime runner of ``body`` (exported and checked on first use).
+
+    One runner per (export, thread count) is kept for the process.
+    """
+    check_available()
+    key = export_key(fingerprint)
+    with _RUNNERS_LOCK:
+        found = _RUNNERS.get((key, threads))
+        if found is not None:
+            _RUNNERS.move_to_end((key, threads))
+            return found
+    samples = adapter.probe_samples()
+    if samples is None:
+        raise BackendError(
+            f"backend='onnx' needs example inputs to export the model, and the "
+            f"{adapter.kind!r} adapter has none (probe_samples). Use backend='torch'."
+        )
+    items = adapter.check_X(samples)
+    _, batch = next(iter(adapter.inference_batches(items, len(items))))
+    axes = adapter.onnx_dynamic_axes
+    body = body.eval()
+    if on_disk:
+        model = _stored(export_folder(cache), key, lambda path: _export(body, batch, axes, path))
+    else:
+        model = _export(body, batch, axes, None)
+    names = _split(batch)[0]
+    made = OnnxRunner(_session(model, threads), names, str(model) if on_disk else "memory")
+    _check(made, body, adapter, items)
+    with _RUNNERS_LOCK:
+        _RUNNERS[(key, threads)] = made
+        while len(_RUNNERS) > _MAX_RUNNERS:
+            _RUNNERS.popitem(last=False)
+    return made
+
+
+def _check(made: OnnxRunner, body, adapter, items: list) -> None:
+    """Refuse an export whose numbers differ from the torch forward pass.
+
+    The probe batch, its first two items, and every item alone (other batch
+    sizes and, for text, other sequence lengths), in float32.
+    """
+    import torch
+
+    worst = 1.0
+    for subset in (items, items[:2], *([item] for item in items)):
+        for _, batch in adapter.inference_batches(subset, len(subset)):
+            with torch.inference_mode():
+                expected = body(batch).float().numpy()
+            try:
+                got = made(batch).numpy()
+            except Exception as exc:  # ONNX Runtime's own error types
+                raise BackendError(
+                    f"The ONNX export of this model fails on inputs of another shape "
+                    f"({type(exc).__name__}: {str(exc).strip().splitlines()[0]}). "
+                    "Use backend='torch'."
+                ) from exc
+            if got.shape != expected.shape:
+                raise BackendError(
+                    f"The ONNX export gives outputs of shape {got.shape} where the torch "
+                    f"model gives {expected.shape}. Use backend='torch'."
+                )
+            worst = min(worst, float(_cosines(got, expected).min()))
+    if not worst >= MIN_COSINE:
+        raise BackendError(
+            f"The ONNX export of this model does not compute what the torch model does "
+            f"(smallest cosine {worst:.6f} < {MIN_COSINE} on the probe batch); "
+            f"the export is not used. Use backend='torch'."
+        )
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    same = np.all(a == b, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = (a * b).sum(axis=1) / norms
+    return np.where(same, 1.0, cos)
+
+
+def clear_runners() -> None:
+    """Forget every runner of this process (tests)."""
+    with _RUNNERS_LOCK:
+        _RUNNERS.clear()

@@ -1,0 +1,248 @@
+"""``backend="onnx"``: the encoders' forward pass exported once and run by ONNX Runtime.
+
+Every check of what is computed runs with ``cache=None`` and compares against the
+torch forward pass of the same weights in float32.
+"""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+import sktransfer  # noqa: E402
+from sktransfer import _onnx  # noqa: E402
+from sktransfer.exceptions import PrecisionWarning  # noqa: E402
+from tests.conftest import image_samples, text_samples  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_runners(tmp_path, monkeypatch):
+    """No runner survives a test; exports go to a fresh data home."""
+    monkeypatch.setenv("SKTRANSFER_DATA", str(tmp_path / "data"))
+    _onnx.clear_runners()
+    yield
+    _onnx.clear_runners()
+
+
+# Texts of different lengths: batches of 3 have different padded lengths, and
+# the last batch holds one text.
+TEXTS = [
+    "a great movie",
+    "i love this film and the book was very good fun",
+    "bad",
+    "the cat sat on the mat and it was not boring at all i like it",
+    "an awful movie",
+    "superb",
+    "i hate this film",
+]
+
+
+def _text(model, **params):
+    return sktransfer.TextEncoder(model, cache=None, progress=False, batch_size=3, **params)
+
+
+def _image(weights, **params):
+    return sktransfer.ImageEncoder(
+        "test_efficientnet",
+        weights=weights,
+        image_size=32,
+        batch_size=5,
+        cache=None,
+        progress=False,
+        **params,
+    )
+
+
+def test_text_onnx_gives_the_torch_float32_embeddings(tiny_text_model):
+    torch_out = _text(tiny_text_model, precision="float32").fit_transform(TEXTS)
+    encoder = _text(tiny_text_model, backend="onnx")
+    onnx_out = encoder.fit_transform(TEXTS)
+    assert onnx_out.shape == torch_out.shape and onnx_out.dtype == np.float32
+    np.testing.assert_allclose(onnx_out, torch_out, rtol=1e-4, atol=1e-5)
+    # The rows are not all alike: a constant output would pass a loose check.
+    assert np.linalg.norm(onnx_out[0] - onnx_out[1]) > 1e-3
+
+
+def test_text_onnx_chunks_long_texts_like_torch(tiny_text_model):
+    long_text = " ".join(["i love this film and the book was very good fun"] * 12)
+    texts = [long_text, "bad"]
+    expected = _text(tiny_text_model, precision="float32", long_texts="chunk").fit_transform(texts)
+    got = _text(tiny_text_model, backend="onnx", long_texts="chunk").fit_transform(texts)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_image_onnx_gives_the_torch_float32_features(tiny_image_weights):
+    images, _ = image_samples(11)
+    expected = _image(tiny_image_weights, precision="float32").fit_transform(images)
+    got = _image(tiny_image_weights, backend="onnx").fit_transform(images)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    assert np.linalg.norm(got[0] - got[1]) > 1e-4
+
+
+def test_the_export_is_written_once_beside_a_folder_cache(tiny_text_model, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    encoder = sktransfer.TextEncoder(tiny_text_model, cache=str(cache), backend="onnx").fit()
+    files = list((cache / "onnx").glob("*/model.onnx"))
+    assert len(files) == 1
+    first = encoder.transform(TEXTS)
+
+    # A new process (no runner in memory) reads the file and never exports again.
+    _onnx.clear_runners()
+    sktransfer.cache.clear_cache()
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(_onnx, "_export", no_export)
+    again = _text(tiny_text_model, backend="onnx").set_params(cache=str(cache)).fit()
+    assert again._runner().source == str(files[0])
+    np.testing.assert_array_equal(again.transform(TEXTS), first)
+    assert not [p for p in (cache / "onnx").iterdir() if p.name.startswith(".")]
+
+
+def test_without_a_folder_cache_the_export_goes_to_the_data_home(tiny_text_model, tmp_path):
+    _text(tiny_text_model, backend="onnx").fit()
+    assert len(list((tmp_path / "data" / "onnx").glob("*/model.onnx"))) == 1
+
+
+def test_weights_without_a_content_hash_are_exported_in_memory(tiny_text_model, tmp_path):
+    encoder = _text(tiny_text_model, precision="float32").fit()
+    made = _onnx.runner(
+        encoder._body(),
+        encoder._adapter,
+        encoder.model_fingerprint_,
+        cache=None,
+        threads=1,
+        on_disk=False,
+    )
+    assert made.source == "memory"
+    assert not (tmp_path / "data" / "onnx").exists()
+    batch = next(iter(encoder._adapter.inference_batches(TEXTS, 4)))[1]
+    np.testing.assert_allclose(
+        made(batch).numpy(), encoder._body()(batch).detach().numpy(), atol=1e-5
+    )
+
+
+def test_an_export_with_a_fixed_sequence_length_is_refused(tiny_text_model, monkeypatch):
+    # The mistake this guards against: an export whose sequence axis was fixed
+    # to the example's length runs the example and fails (or differs) elsewhere.
+    from sktransfer._adapters.text import TextAdapter
+
+    monkeypatch.setattr(TextAdapter, "onnx_dynamic_axes", (0,))
+    with pytest.raises(_onnx.BackendError, match="another shape|does not compute"):
+        _text(tiny_text_model, backend="onnx").fit()
+
+
+def test_an_export_that_computes_other_numbers_is_refused(tiny_text_model, monkeypatch):
+    real_call = _onnx.OnnxRunner.__call__
+
+    def off_by_a_little(self, batch):
+        out = real_call(self, batch)
+        out[:, 0] += 1.0
+        return out
+
+    monkeypatch.setattr(_onnx.OnnxRunner, "__call__", off_by_a_little)
+    with pytest.raises(_onnx.BackendError, match=r"smallest cosine 0\.\d+ < 0\.9999"):
+        _text(tiny_text_model, backend="onnx").fit()
+
+
+def test_an_export_failure_names_the_cause_and_the_way_out(tiny_text_model, monkeypatch):
+    import torch
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("\x1b[96mUnsupported operator\x1b[0m aten::foo\nmore lines")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    with pytest.raises(_onnx.BackendError) as info:
+        _text(tiny_text_model, backend="onnx").fit()
+    message = str(info.value)
+    assert "RuntimeError: Unsupported operator aten::foo)" in message
+    assert "backend='torch'" in message and "\x1b" not in message
+
+
+def test_onnx_computes_in_float32_auto_without_a_warning(tiny_text_model):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        encoder = _text(tiny_text_model, backend="onnx").fit()
+    assert encoder.precision_ == "float32"
+    assert encoder.precision_.reason == "auto: backend='onnx' computes in float32"
+
+
+def test_onnx_with_bfloat16_asked_warns_and_computes_float32(tiny_text_model):
+    with pytest.warns(PrecisionWarning, match="backend='onnx' computes in float32"):
+        encoder = _text(tiny_text_model, backend="onnx", precision="bfloat16").fit()
+    assert encoder.precision_ == "float32"
+
+
+def test_onnx_picks_the_cpu_and_refuses_another_device(tiny_text_model, monkeypatch):
+    import sktransfer._base as base
+
+    monkeypatch.setattr(base, "resolve_device", lambda d: {"auto": "cuda:0"}.get(d, d))
+    assert _text(tiny_text_model, backend="onnx").fit().device_ == "cpu"
+    with pytest.raises(ValueError, match="runs on the CPU.*'cuda'.*backend='torch'"):
+        _text(tiny_text_model, backend="onnx", device="cuda").fit()
+
+
+def test_the_backend_is_in_the_cache_key_only_when_not_torch(tiny_text_model):
+    torch_enc = _text(tiny_text_model).fit()  # float32 on test machines, as onnx
+    onnx_enc = _text(tiny_text_model, backend="onnx").fit()
+    assert torch_enc.precision_ == onnx_enc.precision_ == "float32"
+    assert "backend" not in torch_enc._output_params()
+    assert onnx_enc._output_params()["backend"] == "onnx"
+    assert onnx_enc.model_fingerprint_ != torch_enc.model_fingerprint_
+    # The torch network is loaded once and shared by both.
+    assert onnx_enc._body() is torch_enc._body()
+
+
+def test_the_memory_cache_never_serves_torch_rows_to_onnx(tiny_text_model):
+    torch_enc = sktransfer.TextEncoder(tiny_text_model, precision="float32", progress=False).fit()
+    torch_enc.transform(TEXTS)
+    onnx_enc = sktransfer.TextEncoder(tiny_text_model, backend="onnx", progress=False).fit()
+    onnx_enc.transform(TEXTS)
+    assert onnx_enc.cache_info().hits == 0
+
+
+def test_an_onnx_encoder_pickles_and_runs_after_unpickling(tiny_text_model):
+    encoder = _text(tiny_text_model, backend="onnx").fit()
+    expected = encoder.transform(TEXTS)
+    _onnx.clear_runners()
+    restored = pickle.loads(pickle.dumps(encoder))
+    assert restored.backend == "onnx"
+    np.testing.assert_array_equal(restored.transform(TEXTS), expected)
+
+
+def test_an_encoder_pickled_before_backend_existed_runs_torch(tiny_text_model):
+    encoder = _text(tiny_text_model, precision="float32").fit()
+    state = encoder.__getstate__()
+    del state["backend"]
+    old = sktransfer.TextEncoder.__new__(sktransfer.TextEncoder)
+    old.__setstate__(state)
+    assert old.backend == "torch"
+
+
+def test_a_missing_onnxruntime_names_the_extra(tiny_text_model, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(ImportError, match=r"pip install 'sktransfer\[onnx\]'"):
+        _text(tiny_text_model, backend="onnx").fit()
+
+
+def test_the_backend_is_grid_searchable(tiny_text_model):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+
+    X, y = text_samples(12)
+    pipe = make_pipeline(_text(tiny_text_model), LogisticRegression())
+    search = GridSearchCV(pipe, {"textencoder__backend": ["torch", "onnx"]}, cv=2).fit(X, y)
+    assert len(search.cv_results_["params"]) == 2
+    with pytest.raises(ValueError, match="backend"):
+        _text(tiny_text_model, backend="tensorrt").fit()
