@@ -25,12 +25,14 @@ Usage::
     python -m benchmarks --only cv,memory     # some parts -> build/
     python -m benchmarks --quick              # tiny sizes, a smoke test -> build/
     python -m benchmarks --resume             # rerun only the parts that did not finish
+    python -m benchmarks --only throughput --write-docs  # these parts' sections -> docs/
 
 A complete run (every part, full sizes) writes ``docs/benchmarks.md`` and the
 generated sections of ``docs/speed.md``, ``docs/cache.md`` and
 ``docs/finetuning.md`` (between ``<!-- generated:NAME -->`` markers); any other
 run writes ``build/benchmarks.md`` and copies of those documents under
-``build/docs/``. Each part's result is kept in ``build/benchmark-parts/`` as
+``build/docs/``, unless ``--write-docs`` asks for the parts' sections in
+``docs/`` (each generated section names the command that wrote it). Each part's result is kept in ``build/benchmark-parts/`` as
 soon as it finishes, with its sizes and a hash of the Python sources of the
 library and the benchmarks; ``--resume`` reuses a kept part only when both are
 unchanged, so every published figure comes from one code version, named in
@@ -339,6 +341,13 @@ def main(argv=None) -> None:
         help="where part results and encoded features are kept (default: build/benchmark-parts)",
     )
     parser.add_argument("--result", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="with --only (full sizes): write the generated sections of the parts that ran "
+        "into docs/speed.md, cache.md and finetuning.md (each names this command); "
+        "docs/benchmarks.md is written by a complete run only",
+    )
     args = parser.parse_args(argv)
     if args.part:
         _child(args)
@@ -355,6 +364,8 @@ def main(argv=None) -> None:
     )
     sizes = QUICK if args.quick else FULL
     code = code_hash()
+    if args.write_docs and args.quick:
+        parser.error("--write-docs publishes figures: not with --quick")
 
     check_data(parts, sizes)
     workdir = Path(args.workdir) if args.workdir else _common.ROOT / "build" / "benchmark-parts"
@@ -426,9 +437,8 @@ def main(argv=None) -> None:
     print(f"wrote {output} ({total:.1f} min)")
     # The figure sections of docs/speed.md, cache.md and finetuning.md: into docs/
     # only from a complete run; otherwise into copies next to the output.
-    docs_folder = (
-        _common.ROOT / "docs" if complete and args.output is None else output.parent / "docs"
-    )
+    in_place = (complete and args.output is None) or args.write_docs
+    docs_folder = _common.ROOT / "docs" if in_place else output.parent / "docs"
     for path in write_docs(results, meta, docs_folder):
         print(f"wrote {path}")
 

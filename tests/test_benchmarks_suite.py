@@ -346,3 +346,14 @@ def test_precision_check_compares_with_float32_on_a_cpu_with_native_bfloat16(mon
     assert reference["key"] == "float32" and bf16["key"] == "bfloat16"
     assert bf16["cosine"][0] < 1 - 1e-6
     assert "meets it" in check_precision.render(result)
+
+
+def test_write_docs_puts_a_partial_runs_sections_in_docs(tmp_path, monkeypatch):
+    ran, written = _fake_suite(monkeypatch, tmp_path)
+    output = tmp_path / "build" / "benchmarks.md"
+    argv = ["--only", "precision", "--workdir", str(tmp_path), "--output", str(output)]
+    run.main([*argv, "--write-docs"])
+    assert ran == ["precision"]
+    assert written == [run._common.ROOT / "docs"]
+    with pytest.raises(SystemExit):
+        run.main(["--quick", "--write-docs", "--workdir", str(tmp_path)])
