@@ -32,9 +32,10 @@ generated sections of ``docs/speed.md``, ``docs/cache.md`` and
 ``docs/finetuning.md`` (between ``<!-- generated:NAME -->`` markers); any other
 run writes ``build/benchmarks.md`` and copies of those documents under
 ``build/docs/``, unless ``--write-docs`` asks for the parts' sections in
-``docs/`` (each generated section names the command that wrote it). Each part's result is kept in ``build/benchmark-parts/`` as
-soon as it finishes, with its sizes and a hash of the Python sources of the
-library and the benchmarks; ``--resume`` reuses a kept part only when both are
+``docs/`` (each generated section names the command that wrote it). Each
+part's result is kept in ``build/benchmark-parts/`` as soon as it finishes,
+with its sizes and a hash of the Python sources of the library and the
+benchmarks; ``--resume`` reuses a kept part only when both are
 unchanged, so every published figure comes from one code version, named in
 every generated table. The data sets are checked before anything runs.
 
