@@ -108,6 +108,47 @@ def write_jpegs(folder: Path, n: int) -> list[str]:
     return paths
 
 
+# Real photos of several megapixels, from Debian's wallpaper packages (not
+# downloaded by the benchmarks: installed by the system's package manager).
+PHOTO_FOLDER = Path("/usr/share/backgrounds")
+PHOTO_PACKAGES = "mate-backgrounds ukui-wallpapers"
+MIN_PHOTOS = 8
+
+
+def large_photos(folder: Path = PHOTO_FOLDER, min_megapixels: float = 1.0) -> list[str]:
+    """The JPEG photos of at least ``min_megapixels`` under ``folder``, sorted by path.
+
+    Raises SystemExit naming the packages to install when fewer than
+    ``MIN_PHOTOS`` are found.
+    """
+    from PIL import Image
+
+    paths = []
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() not in (".jpg", ".jpeg") or not path.is_file():
+            continue
+        with Image.open(path) as image:
+            if image.format == "JPEG" and image.width * image.height >= min_megapixels * 1e6:
+                paths.append(str(path))
+    if len(paths) < MIN_PHOTOS:
+        raise SystemExit(
+            f"the photos part needs at least {MIN_PHOTOS} JPEG photos of >= "
+            f"{min_megapixels:g} megapixels under {folder}, found {len(paths)}; install "
+            f"them with: apt-get install {PHOTO_PACKAGES}"
+        )
+    return paths
+
+
+def megapixels(paths: list[str]) -> list[float]:
+    from PIL import Image
+
+    sizes = []
+    for path in paths:
+        with Image.open(path) as image:
+            sizes.append(image.width * image.height / 1e6)
+    return sizes
+
+
 def to_pil_rgb(images: np.ndarray) -> list:
     """Grayscale uint8 arrays as RGB PIL images (what embetter's ImageLoader yields)."""
     from PIL import Image

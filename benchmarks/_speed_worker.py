@@ -69,6 +69,16 @@ IMAGE_SYSTEMS = {
     "ours-float32": ("sktransfer `ImageEncoder(precision='float32')`, `cache=None`", {}),
     "ours-onnx": ("sktransfer `ImageEncoder(backend='onnx')`, `cache=None`", {}),
 }
+# Large photos: the direct call (the reference), the best peer configuration,
+# embetter, and ours with and without reduced-size JPEG decoding.
+PHOTO_SYSTEMS = {
+    key: IMAGE_SYSTEMS[key]
+    for key in ("timm", "timm-best-malloc", "embetter", "ours", "ours-float32", "ours-onnx")
+}
+PHOTO_SYSTEMS["ours-full-decode"] = (
+    "sktransfer `ImageEncoder(jpeg_draft=False)` (every pixel decoded), `cache=None`",
+    {},
+)
 
 
 def _text_system(system: str, texts: list[str], tmp: Path) -> dict:
@@ -190,6 +200,7 @@ def _image_system(system: str, paths: list[str], tmp: Path) -> dict:
         "ours-float32": {"precision": "float32"},
         "ours-onnx": {"backend": "onnx"},
         "ours-bf16": {"precision": "bfloat16"},
+        "ours-full-decode": {"jpeg_draft": False},
     }
     if system in ours:
         encoder = ImageEncoder(progress=False, cache=None, **ours[system]).fit()

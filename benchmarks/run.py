@@ -6,6 +6,8 @@ and allocator parts also start a fresh process per system measured):
 
 - ``throughput``: sentences/s and images/s of each library and of the best plain
   timm usage, with and without the allocator tuning, ratio to the direct call;
+- ``photos``: images/s on real photos of several megapixels (Debian's wallpaper
+  packages ``mate-backgrounds`` and ``ukui-wallpapers``, installed by apt);
 - ``cv``: ``GridSearchCV(cv=5)`` over values of C, wall time per library and per
   sktransfer cache store at two BLAS thread counts (also docs/cache.md);
 - ``memory``: peak RSS encoding the same sentences, fresh processes per library;
@@ -64,6 +66,7 @@ from benchmarks import _markdown as md
 FULL = {
     "throughput-text": {"n_text": 256, "repeats": 3},
     "throughput-images": {"n_images": 64, "repeats": 3},
+    "throughput-photos": {"n_photos": 32, "repeats": 3},
     "cv": {"n_sentences": 400, "c_values": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]},
     "memory": {"n_sentences": 3000, "rounds": 2},
     "accuracy-text": {
@@ -99,6 +102,7 @@ FULL = {
 QUICK = {
     "throughput-text": {"n_text": 32, "repeats": 2},
     "throughput-images": {"n_images": 8, "repeats": 2},
+    "throughput-photos": {"n_photos": 8, "repeats": 1},
     "cv": {"n_sentences": 60, "c_values": [0.1, 1.0]},
     "memory": {"n_sentences": 240, "rounds": 2},
     "accuracy-text": {
@@ -132,6 +136,7 @@ QUICK = {
 }
 GROUPS = {
     "throughput": ["throughput-text", "throughput-images"],
+    "photos": ["throughput-photos"],
     "cv": ["cv"],
     "memory": ["memory"],
     "accuracy": ["accuracy-text", "accuracy-images"],
@@ -169,8 +174,10 @@ def check_data(parts: list[str], sizes: dict | None = None) -> None:
     """
     from sktransfer.datasets import load_fashion_mnist, load_vader
 
-    if any(p not in ("throughput-images",) for p in parts):
+    if any(p not in ("throughput-images", "throughput-photos") for p in parts):
         load_vader(download=False)
+    if "throughput-photos" in parts:
+        _common.large_photos()
     if {"accuracy-images", "finetune", "allocator-fit"} & set(parts):
         load_fashion_mnist(subset="test", n_samples=10, random_state=0, download=False)
     if sizes is not None and "accuracy-text" in parts:
@@ -208,6 +215,8 @@ def run_part(part: str, cfg: dict, workdir: Path) -> dict:
         return throughput.run_text(cfg, workdir)
     if part == "throughput-images":
         return throughput.run_images(cfg, workdir)
+    if part == "throughput-photos":
+        return throughput.run_photos(cfg, workdir)
     if part == "finetune":
         return bench_finetune.run(cfg)
     if part == "allocator-fit":
@@ -243,6 +252,8 @@ def render(results: dict) -> list[str]:
         sections.append(
             throughput.render(results.get("throughput-text"), results.get("throughput-images"))
         )
+    if "throughput-photos" in results:
+        sections.append(throughput.render_photos(results["throughput-photos"]))
     if "cv" in results:
         sections.append(cv.render(results["cv"]))
     if "accuracy-text" in results:
@@ -282,6 +293,10 @@ def doc_blocks(results: dict) -> dict[str, dict[str, str]]:
     if "throughput-images" in results:
         blocks["speed.md"]["speed-images"] = sub(
             throughput.render_images(results["throughput-images"])
+        )
+    if "throughput-photos" in results:
+        blocks["speed.md"]["speed-photos"] = sub(
+            throughput.render_photos(results["throughput-photos"])
         )
     if "allocator-fit" in results:
         blocks["speed.md"]["allocator-fit"] = sub(allocator.render(results["allocator-fit"]))

@@ -76,3 +76,45 @@ def test_training_precision_says_when_the_cpu_has_no_bfloat16():
     }
     text = train_precision.render(result, META)
     assert "image: this CPU has no native bfloat16, so `'auto'` trained in float32" in text
+
+
+def _speed_rows(systems: dict, rates: dict, precision: dict) -> list[dict]:
+    rows = []
+    for key, (label, _) in systems.items():
+        rate = rates.get(key, 100.0)
+        rows.append(
+            {
+                "key": key,
+                "label": label,
+                "rates": [rate * 0.99, rate, rate * 1.01],
+                "rate": rate,
+                "cosine": [0.999, 0.99] if key != "embetter" else [0.41, 0.32],
+                "dims": 1280,
+                "precision": precision.get(key),
+                "page_faults": 10.0,
+                "peak_rss_mib": 1000.0,
+            }
+        )
+    return rows
+
+
+def test_photo_table_compares_the_default_and_the_full_decode_with_the_best_peer():
+    from benchmarks import throughput
+    from benchmarks._speed_worker import PHOTO_SYSTEMS
+
+    rates = {"timm": 5.0, "timm-best-malloc": 20.0, "embetter": 9.0, "ours": 60.0}
+    rates["ours-full-decode"] = 19.9
+    precision = {"ours": "bfloat16", "ours-full-decode": "bfloat16", "ours-onnx": "float32"}
+    photos = {
+        "n": 21,
+        "repeats": 3,
+        "megapixels": [1.3, 4.1, 17.9],
+        "files": [],
+        "rows": _speed_rows(PHOTO_SYSTEMS, rates, precision),
+    }
+    text = throughput.render_photos(photos)
+    assert "21 JPEG photos of 1.3–17.9 megapixels (median 4.1)" in text
+    assert "ran in bfloat16), sktransfer `ImageEncoder` is 3.00× the rate of timm, channels" in text
+    assert "(`jpeg_draft=False`) it is a tie with timm, channels-last" in text
+    assert "`backend='onnx'` (ran in float32) is 5.00× the rate" in text
+    assert "| sktransfer `ImageEncoder(backend='onnx')`, `cache=None`, ran in float32 |" in text
