@@ -117,4 +117,4 @@ def test_photo_table_compares_the_default_and_the_full_decode_with_the_best_peer
     assert "ran in bfloat16), sktransfer `ImageEncoder` is 3.00× the rate of timm, channels" in text
     assert "(`jpeg_draft=False`) it is a tie with timm, channels-last" in text
     assert "`backend='onnx'` (ran in float32) is 5.00× the rate" in text
-    assert "| sktransfer `ImageEncoder(backend='onnx')`, `cache=None`, ran in float32 |" in text
+    assert "| sktransfer `ImageEncoder(backend='onnx')`, `cache=None`, ran in float32 " in text
