@@ -335,3 +335,45 @@ def run_worker(module: str, args: list[str], extra_env: dict | None = None) -> s
     if proc.returncode != 0:
         raise RuntimeError(f"{module} {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
     return proc.stdout
+
+
+# ------------------------------------------- standalone scripts (one block each)
+def script_meta(module: str, argv: list[str] | None) -> dict:
+    """The footer facts of a table written by ``python -m <module> <argv>``.
+
+    The command as typed, the code hash (``benchmarks.run.code_hash``), the date,
+    and the CPU with its capabilities.
+    """
+    import shlex
+    import time
+
+    from benchmarks.run import code_hash
+
+    used = list(argv) if argv is not None else sys.argv[1:]
+    info = machine_info()
+    return {
+        "command": shlex.join(["python", "-m", module, *used]),
+        "code": code_hash(),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "cpu": info["cpu"],
+        "cpu_features": info["cpu_features"],
+    }
+
+
+def publish(text: str, block: str, name: str, to_docs: bool, document: str = "speed.md") -> Path:
+    """Write ``text`` into its generated block of ``docs/<document>``, or to ``build/<name>.md``.
+
+    A quick or partial run (``to_docs=False``) never touches ``docs/``.
+    """
+    from benchmarks import _markdown as md
+
+    if to_docs:
+        path = ROOT / "docs" / document
+        path.write_text(md.replace_block(path.read_text(), block, text))
+    else:
+        path = ROOT / "build" / f"{name}.md"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text + "\n")
+    print(text)
+    print(f"wrote {path}")
+    return path

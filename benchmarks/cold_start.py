@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import statistics
 import subprocess
 import sys
@@ -188,32 +187,12 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     rounds = 1 if args.quick else args.rounds
-    argv_used = argv if argv is not None else sys.argv[1:]
-    command = shlex.join(["python", "-m", "benchmarks.cold_start", *argv_used])
-    from benchmarks.run import code_hash
-
-    info = _common.machine_info()
-    meta = {
-        "command": command,
-        "code": code_hash(),
-        "date": time.strftime("%Y-%m-%d", time.gmtime()),
-        "cpu": info["cpu"],
-        "cpu_features": info["cpu_features"],
-    }
+    meta = _common.script_meta("benchmarks.cold_start", argv)
     with tempfile.TemporaryDirectory() as tmp:
         result = run(rounds, Path(tmp), log=lambda line: print(line, flush=True))
-    text = render(result, meta)
-    if args.quick:
-        path = ROOT / "build" / "cold_start.md"
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(text + "\n")
-    else:
-        path = ROOT / "docs" / "speed.md"
-        path.write_text(md.replace_block(path.read_text(), BLOCK, text))
     (ROOT / "build").mkdir(exist_ok=True)
     (ROOT / "build" / "cold_start.json").write_text(json.dumps(result, indent=1))
-    print(text)
-    print(f"wrote {path}")
+    _common.publish(render(result, meta), BLOCK, "cold_start", to_docs=not args.quick)
     return 0
 
 

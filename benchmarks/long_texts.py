@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 from benchmarks import _common
@@ -131,29 +128,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.words, args.repeats = 4, 400, 1
-    command = shlex.join(["python", "-m", "benchmarks.long_texts", *(argv or sys.argv[1:])])
-    from benchmarks.run import code_hash
-
-    info = _common.machine_info()
-    meta = {
-        "command": command,
-        "code": code_hash(),
-        "date": time.strftime("%Y-%m-%d", time.gmtime()),
-        "cpu": info["cpu"],
-        "cpu_features": info["cpu_features"],
-    }
+    meta = _common.script_meta("benchmarks.long_texts", argv)
     with tempfile.TemporaryDirectory() as tmp:
         result = run(args.n, args.words, args.repeats, Path(tmp))
-    text = render(result, meta)
-    if args.quick:
-        path = ROOT / "build" / "long_texts.md"
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(text + "\n")
-    else:
-        path = ROOT / "docs" / "speed.md"
-        path.write_text(md.replace_block(path.read_text(), BLOCK, text))
-    print(text)
-    print(f"wrote {path}")
+    _common.publish(render(result, meta), BLOCK, "long_texts", to_docs=not args.quick)
     return 0
 
 

@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -207,29 +205,10 @@ def main(argv=None) -> int:
     if args.part != "both":
         sizes = {args.part: sizes[args.part]}
     rounds = 1 if args.quick else args.rounds
-    argv_used = argv if argv is not None else sys.argv[1:]
-    command = shlex.join(["python", "-m", "benchmarks.train_precision", *argv_used])
-    from benchmarks.run import code_hash
-
-    info = _common.machine_info()
-    meta = {
-        "command": command,
-        "code": code_hash(),
-        "date": time.strftime("%Y-%m-%d", time.gmtime()),
-        "cpu": info["cpu"],
-        "cpu_features": info["cpu_features"],
-    }
+    meta = _common.script_meta("benchmarks.train_precision", argv)
     result = run(sizes, rounds, args.threads, log=lambda line: print(line, flush=True))
-    text = render(result, meta)
-    if args.quick or args.part != "both":
-        path = ROOT / "build" / "train_precision.md"
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(text + "\n")
-    else:
-        path = ROOT / "docs" / "speed.md"
-        path.write_text(md.replace_block(path.read_text(), BLOCK, text))
-    print(text)
-    print(f"wrote {path}")
+    to_docs = not args.quick and args.part == "both"
+    _common.publish(render(result, meta), BLOCK, "train_precision", to_docs=to_docs)
     return 0
 
 
