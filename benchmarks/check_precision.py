@@ -33,13 +33,23 @@ def run(cfg: dict, precision: str = "bfloat16") -> dict:
     export quantised to int8 weights with ONNX Runtime's dynamic quantisation
     (measured, not offered by sktransfer unless it meets the bar).
     """
+    from sktransfer import _precision
+
+    probe = _precision.cpu_bfloat16_speedup
+    _precision.cpu_bfloat16_speedup = lambda: float("inf")  # numerics, not speed
+    try:
+        return _run(cfg, precision)
+    finally:
+        _precision.cpu_bfloat16_speedup = probe
+
+
+def _run(cfg: dict, precision: str) -> dict:
     from sklearn.linear_model import LogisticRegression
 
-    from sktransfer import TextEncoder, _precision
+    from sktransfer import TextEncoder
     from sktransfer._hub import packaged_text_model_dir
     from sktransfer.datasets import load_vader
 
-    _precision.cpu_bfloat16_speedup = lambda: float("inf")  # numerics, not speed
     vader = load_vader()
     score = dict(zip(vader.data, vader.target, strict=True))
     data = list(score)
