@@ -41,6 +41,7 @@ TEXT_SYSTEMS = {
     "ours-memory": ("sktransfer `TextEncoder()`, empty memory cache", {}),
     "ours-float32": ("sktransfer `TextEncoder(precision='float32')`, `cache=None`", {}),
     "ours-onnx": ("sktransfer `TextEncoder(backend='onnx')`, `cache=None`", {}),
+    "ours-openvino": ("sktransfer `TextEncoder(backend='openvino')`, `cache=None`", {}),
 }
 # Rows timed in the process of another system (warm caches need the cold call first).
 TEXT_EXTRA = {
@@ -68,12 +69,21 @@ IMAGE_SYSTEMS = {
     ),
     "ours-float32": ("sktransfer `ImageEncoder(precision='float32')`, `cache=None`", {}),
     "ours-onnx": ("sktransfer `ImageEncoder(backend='onnx')`, `cache=None`", {}),
+    "ours-openvino": ("sktransfer `ImageEncoder(backend='openvino')`, `cache=None`", {}),
 }
 # Large photos: the direct call (the reference), the best peer configuration,
 # embetter, and ours with and without reduced-size JPEG decoding.
 PHOTO_SYSTEMS = {
     key: IMAGE_SYSTEMS[key]
-    for key in ("timm", "timm-best-malloc", "embetter", "ours", "ours-float32", "ours-onnx")
+    for key in (
+        "timm",
+        "timm-best-malloc",
+        "embetter",
+        "ours",
+        "ours-float32",
+        "ours-onnx",
+        "ours-openvino",
+    )
 }
 PHOTO_SYSTEMS["ours-full-decode"] = (
     "sktransfer `ImageEncoder(jpeg_draft=False)` (every pixel decoded), `cache=None`",
@@ -119,6 +129,7 @@ def _text_system(system: str, texts: list[str], tmp: Path) -> dict:
         "ours": {},
         "ours-float32": {"precision": "float32"},
         "ours-onnx": {"backend": "onnx"},
+        "ours-openvino": {"backend": "openvino"},
         "ours-bf16": {"precision": "bfloat16"},
     }
     if system in ours:
@@ -199,6 +210,7 @@ def _image_system(system: str, paths: list[str], tmp: Path) -> dict:
         "ours-untuned": {},
         "ours-float32": {"precision": "float32"},
         "ours-onnx": {"backend": "onnx"},
+        "ours-openvino": {"backend": "openvino"},
         "ours-bf16": {"precision": "bfloat16"},
         "ours-full-decode": {"jpeg_draft": False},
     }

@@ -98,7 +98,7 @@ def _run(cfg: dict, precision: str) -> dict:
 
 
 def _onnx_variants(folder: str) -> list:
-    """``backend='onnx'`` and its int8 quantisation, where onnxruntime is installed."""
+    """``backend='onnx'``, its int8 quantisation and ``backend='openvino'``, where installed."""
     import importlib.util
 
     if importlib.util.find_spec("onnxruntime") is None:
@@ -124,8 +124,13 @@ def _onnx_variants(folder: str) -> list:
         finally:
             runner.session = saved
 
+    variants = [("`TextEncoder(backend='onnx')` float32", "onnx", onnx.transform)]
+    if importlib.util.find_spec("openvino") is not None:
+        openvino = TextEncoder(folder, progress=False, cache=None, backend="openvino").fit()
+        label = "`TextEncoder(backend='openvino')` float32"
+        variants.append((label, "openvino", openvino.transform))
     return [
-        ("`TextEncoder(backend='onnx')` float32", "onnx", onnx.transform),
+        *variants,
         (
             "ONNX export with int8 weights (ONNX Runtime dynamic quantisation; not offered)",
             "onnx-int8",

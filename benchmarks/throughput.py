@@ -142,7 +142,12 @@ def _versus(ours: dict, peer: dict) -> str:
 def _ours_clauses(r: dict, best: str, noun: str) -> str:
     """The float32 and ONNX rows against the best peer, with their cosines."""
     parts = []
-    for key, what in (("ours-float32", "`precision='float32'`"), ("ours-onnx", "`backend='onnx'`")):
+    keys = (
+        ("ours-float32", "`precision='float32'`"),
+        ("ours-onnx", "`backend='onnx'`"),
+        ("ours-openvino", "`backend='openvino'`"),
+    )
+    for key, what in keys:
         if key in r:
             parts.append(
                 f"{what} (ran in {r[key]['precision']}) is {_versus(r[key], r[best])}, "

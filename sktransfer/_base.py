@@ -218,10 +218,10 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         return out
 
     def _runner(self):
-        """What computes a batch's features: the torch body, or its ONNX Runtime export.
+        """What computes a batch's features: the torch body, or its ONNX export.
 
-        With ``backend="onnx"`` the body is exported (and checked) on first use
-        per process, then reused; see ``sktransfer._onnx``.
+        With ``backend="onnx"`` or ``"openvino"`` the body is exported (and
+        checked) on first use per process, then reused; see ``sktransfer._onnx``.
         """
         network = self._body()
         if getattr(self, "backend", "torch") == "torch":
@@ -238,6 +238,7 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
             cache=self.cache,
             threads=resolve_n_threads(getattr(self, "n_threads", None)) or torch.get_num_threads(),
             on_disk=identity.startswith("sha256:"),
+            backend=self.backend,
         )
 
     def _progress(self, batches, n_items: int):
@@ -372,13 +373,13 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
             self._runner()  # export (or find the export) now: errors belong to fit
 
     def _resolve_device(self) -> str:
-        """``device`` resolved; ``backend="onnx"`` runs on the CPU (``"auto"`` picks it)."""
+        """``device`` resolved; the ONNX backends run on the CPU (``"auto"`` picks it)."""
         backend = getattr(self, "backend", "torch")
         if backend == "torch":
             return resolve_device(self.device)
         from sktransfer import _onnx
 
-        _onnx.check_available()
+        _onnx.check_available(backend)
         device = resolve_device("cpu" if self.device == "auto" else self.device)
         if not device.startswith("cpu"):
             raise ValueError(

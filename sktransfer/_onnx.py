@@ -1,10 +1,11 @@
-"""ONNX Runtime as the inference backend of the frozen encoders (``backend="onnx"``).
+"""ONNX Runtime and OpenVINO as inference backends of the frozen encoders.
 
-The encoder's loaded torch body is exported once with ``torch.onnx.export``
-(the ``torch.export`` based exporter), the export is checked against the torch
-forward pass on the adapter's probe batch, and ONNX Runtime runs it on the CPU
-in float32. The numbers are float32 numbers of the same network (cosine to the
-torch forward >= 0.9999 on every probe row, or the export is refused).
+``backend="onnx"`` and ``backend="openvino"``: the encoder's loaded torch body is
+exported once with ``torch.onnx.export`` (the ``torch.export`` based exporter),
+the export is checked against the torch forward pass on the adapter's probe
+batch, and ONNX Runtime or OpenVINO runs it on the CPU in float32. The numbers
+are float32 numbers of the same network (cosine to the torch forward >= 0.9999
+on every probe row, or the export is refused).
 
 Where the export lives
     A file per model fingerprint (weights content, every output-affecting
@@ -34,7 +35,10 @@ import numpy as np
 
 from sktransfer._optional import import_optional
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "openvino")
+
+# backend -> (the runtime's module, the pip extra that installs it)
+_RUNTIMES = {"onnx": "onnxruntime", "openvino": "openvino"}
 
 # Bumped whenever the export changes (inputs, outputs, exporter options), so
 # that files written by an older sktransfer are never read as current ones.
@@ -43,22 +47,17 @@ EXPORT_FORMAT = 1
 # Every probe row's cosine between ONNX Runtime and torch must reach this.
 MIN_COSINE = 0.9999
 
-_PURPOSE = "backend='onnx' (export of the model and ONNX Runtime)"
-
 
 class BackendError(RuntimeError):
     """The model could not be exported to ONNX, or its export computes other numbers."""
 
 
-def _import_runtime():
-    return import_optional("onnxruntime", _PURPOSE)
-
-
-def check_available() -> None:
-    """Raise an ImportError naming the extra when ONNX Runtime or the exporter is missing."""
-    _import_runtime()
-    import_optional("onnx", _PURPOSE)
-    import_optional("onnxscript", _PURPOSE)
+def check_available(backend: str = "onnx") -> None:
+    """Raise an ImportError naming the extra when the runtime or the exporter is missing."""
+    purpose = f"backend={backend!r}"
+    import_optional(_RUNTIMES[backend], f"{purpose} (running the exported model)")
+    import_optional("onnx", f"{purpose} (exporting the model)")
+    import_optional("onnxscript", f"{purpose} (exporting the model)")
 
 
 def export_folder(cache) -> Path:
@@ -186,7 +185,7 @@ def _stored(folder: Path, key: str, export) -> Path:
 
 # ----------------------------------------------------------------- sessions
 class OnnxRunner:
-    """Calls like the torch body: a batch in, a float32 tensor of features out."""
+    """Calls like the torch body: a batch in, a float32 tensor of features out (ONNX Runtime)."""
 
     def __init__(self, session, names: list[str], source: str):
         self.session = session
@@ -200,19 +199,64 @@ class OnnxRunner:
         return torch.from_numpy(out)
 
 
+class OpenVinoRunner:
+    """The same with an OpenVINO compiled model (one infer request per thread)."""
+
+    def __init__(self, compiled, names: list[str], source: str):
+        self.compiled = compiled
+        self.names = names
+        self.source = source
+        self._local = threading.local()
+
+    def __call__(self, batch):
+        import torch
+
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        result = request.infer(_feeds(batch, self.names))
+        return torch.from_numpy(np.array(result[self.compiled.output(0)], dtype=np.float32))
+
+
 _RUNNERS: OrderedDict = OrderedDict()
 _RUNNERS_LOCK = threading.Lock()
 _MAX_RUNNERS = 4
 
 
-def _session(model, threads: int):
-    ort = _import_runtime()
-    options = ort.SessionOptions()
+def _start(backend: str, model, threads: int, names: list[str], source: str):
+    """The runner of ``model`` (a path, or the ONNX bytes) on ``backend``'s runtime."""
+    if backend == "openvino":
+        import openvino
+
+        config = {
+            "INFERENCE_NUM_THREADS": threads,
+            # float32 as exported: OpenVINO would pick bfloat16 on CPUs that have it.
+            "INFERENCE_PRECISION_HINT": "f32",
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        core = openvino.Core()
+        if isinstance(model, Path):
+            compiled = core.compile_model(str(model), "CPU", config)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:  # read whole, then deleted
+                path = Path(tmp) / "model.onnx"
+                path.write_bytes(model)
+                compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        return OpenVinoRunner(compiled, names, source)
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    source = str(model) if isinstance(model, Path) else model
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    source_arg = str(model) if isinstance(model, Path) else model
+    session = onnxruntime.InferenceSession(source_arg, options, providers=["CPUExecutionProvider"])
+    return OnnxRunner(session, names, source)
+
+
+def _session(model, threads: int):
+    """An ONNX Runtime session of ``model`` (a path or the ONNX bytes)."""
+    return _start("onnx", model, threads, [], "").session
 
 
 def runner(
@@ -223,22 +267,23 @@ def runner(
     cache,
     threads: int,
     on_disk: bool,
-) -> OnnxRunner:
-    """The ONNX Runtime runner of ``body`` (exported and checked on first use).
+    backend: str = "onnx",
+):
+    """The ``backend`` runner of ``body`` (exported and checked on first use).
 
-    One runner per (export, thread count) is kept for the process.
+    One runner per (export, backend, thread count) is kept for the process.
     """
-    check_available()
+    check_available(backend)
     key = export_key(fingerprint)
     with _RUNNERS_LOCK:
-        found = _RUNNERS.get((key, threads))
+        found = _RUNNERS.get((key, backend, threads))
         if found is not None:
-            _RUNNERS.move_to_end((key, threads))
+            _RUNNERS.move_to_end((key, backend, threads))
             return found
     samples = adapter.probe_samples()
     if samples is None:
         raise BackendError(
-            f"backend='onnx' needs example inputs to export the model, and the "
+            f"backend={backend!r} needs example inputs to export the model, and the "
             f"{adapter.kind!r} adapter has none (probe_samples). Use backend='torch'."
         )
     items = adapter.check_X(samples)
@@ -250,16 +295,16 @@ def runner(
     else:
         model = _export(body, batch, axes, None)
     names = _split(batch)[0]
-    made = OnnxRunner(_session(model, threads), names, str(model) if on_disk else "memory")
-    _check(made, body, adapter, items)
+    made = _start(backend, model, threads, names, str(model) if on_disk else "memory")
+    _check(made, body, adapter, items, backend)
     with _RUNNERS_LOCK:
-        _RUNNERS[(key, threads)] = made
+        _RUNNERS[(key, backend, threads)] = made
         while len(_RUNNERS) > _MAX_RUNNERS:
             _RUNNERS.popitem(last=False)
     return made
 
 
-def _check(made: OnnxRunner, body, adapter, items: list) -> None:
+def _check(made, body, adapter, items: list, backend: str = "onnx") -> None:
     """Refuse an export whose numbers differ from the torch forward pass.
 
     The probe batch, its first two items, and every item alone (other batch
@@ -274,11 +319,11 @@ def _check(made: OnnxRunner, body, adapter, items: list) -> None:
                 expected = body(batch).float().numpy()
             try:
                 got = made(batch).numpy()
-            except Exception as exc:  # ONNX Runtime's own error types
+            except Exception as exc:  # the runtime's own error types
                 raise BackendError(
                     f"The ONNX export of this model fails on inputs of another shape "
-                    f"({type(exc).__name__}: {str(exc).strip().splitlines()[0]}). "
-                    "Use backend='torch'."
+                    f"under backend={backend!r} ({type(exc).__name__}: "
+                    f"{str(exc).strip().splitlines()[0]}). Use backend='torch'."
                 ) from exc
             if got.shape != expected.shape:
                 raise BackendError(
@@ -288,9 +333,9 @@ def _check(made: OnnxRunner, body, adapter, items: list) -> None:
             worst = min(worst, float(_cosines(got, expected).min()))
     if not worst >= MIN_COSINE:
         raise BackendError(
-            f"The ONNX export of this model does not compute what the torch model does "
-            f"(smallest cosine {worst:.6f} < {MIN_COSINE} on the probe batch); "
-            f"the export is not used. Use backend='torch'."
+            f"The ONNX export of this model, run by backend={backend!r}, does not compute "
+            f"what the torch model does (smallest cosine {worst:.6f} < {MIN_COSINE} on the "
+            "probe batch); the export is not used. Use backend='torch'."
         )
 
 

@@ -19,6 +19,7 @@ _EXTRAS = {
     "onnxruntime": ("onnx", "backend='onnx' (ONNX Runtime)"),
     "onnx": ("onnx", "backend='onnx' (exporting the model)"),
     "onnxscript": ("onnx", "backend='onnx' (exporting the model)"),
+    "openvino": ("openvino", "backend='openvino' (OpenVINO)"),
 }
 
 

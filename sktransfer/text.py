@@ -134,11 +134,12 @@ class TextEncoder(AdaptiveEncoder):
     n_threads : int or None, default=None
         torch threads while ``transform`` runs (restored afterwards, also on
         an error). ``None`` leaves torch's setting alone; -1 uses all cores.
-    backend : {"torch", "onnx"}, default="torch"
+    backend : {"torch", "onnx", "openvino"}, default="torch"
         What runs the forward pass. "torch": the model itself, on ``device``.
-        "onnx": the model exported once with ``torch.onnx.export`` and run by
-        ONNX Runtime on the CPU, in float32 (``pip install 'sktransfer[onnx]'``),
-        the fast path on CPUs without native bfloat16 (see ``docs/speed.md``).
+        "onnx" / "openvino": the model exported once with ``torch.onnx.export``
+        and run on the CPU, in float32, by ONNX Runtime (``pip install
+        'sktransfer[onnx]'``) or OpenVINO (``pip install 'sktransfer[openvino]'``):
+        the fast paths on CPUs without native bfloat16 (see ``docs/speed.md``).
         ``fit`` exports the model (seconds; kept in ``<cache>/onnx`` for a folder
         ``cache``, else in the data home's ``onnx`` folder, and reused) and
         refuses an export whose outputs differ from the torch forward pass

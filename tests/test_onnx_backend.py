@@ -1,4 +1,4 @@
-"""``backend="onnx"``: the encoders' forward pass exported once and run by ONNX Runtime.
+"""``backend="onnx"`` / ``"openvino"``: the forward pass exported once, run by another runtime.
 
 Every check of what is computed runs with ``cache=None`` and compares against the
 torch forward pass of the same weights in float32.
@@ -17,8 +17,20 @@ pytest.importorskip("onnxscript")
 
 import sktransfer  # noqa: E402
 from sktransfer import _onnx  # noqa: E402
+from sktransfer._optional import optional_available  # noqa: E402
 from sktransfer.exceptions import PrecisionWarning  # noqa: E402
 from tests.conftest import image_samples, text_samples  # noqa: E402
+
+RUNTIMES = [
+    "onnx",
+    pytest.param(
+        "openvino",
+        marks=pytest.mark.skipif(
+            not optional_available("openvino"), reason="openvino is not installed"
+        ),
+    ),
+]
+by_runtime = pytest.mark.parametrize("backend", RUNTIMES)
 
 
 @pytest.fixture(autouse=True)
@@ -59,9 +71,10 @@ def _image(weights, **params):
     )
 
 
-def test_text_onnx_gives_the_torch_float32_embeddings(tiny_text_model):
+@by_runtime
+def test_text_onnx_gives_the_torch_float32_embeddings(tiny_text_model, backend):
     torch_out = _text(tiny_text_model, precision="float32").fit_transform(TEXTS)
-    encoder = _text(tiny_text_model, backend="onnx")
+    encoder = _text(tiny_text_model, backend=backend)
     onnx_out = encoder.fit_transform(TEXTS)
     assert onnx_out.shape == torch_out.shape and onnx_out.dtype == np.float32
     np.testing.assert_allclose(onnx_out, torch_out, rtol=1e-4, atol=1e-5)
@@ -69,18 +82,20 @@ def test_text_onnx_gives_the_torch_float32_embeddings(tiny_text_model):
     assert np.linalg.norm(onnx_out[0] - onnx_out[1]) > 1e-3
 
 
-def test_text_onnx_chunks_long_texts_like_torch(tiny_text_model):
+@by_runtime
+def test_text_onnx_chunks_long_texts_like_torch(tiny_text_model, backend):
     long_text = " ".join(["i love this film and the book was very good fun"] * 12)
     texts = [long_text, "bad"]
     expected = _text(tiny_text_model, precision="float32", long_texts="chunk").fit_transform(texts)
-    got = _text(tiny_text_model, backend="onnx", long_texts="chunk").fit_transform(texts)
+    got = _text(tiny_text_model, backend=backend, long_texts="chunk").fit_transform(texts)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_image_onnx_gives_the_torch_float32_features(tiny_image_weights):
+@by_runtime
+def test_image_onnx_gives_the_torch_float32_features(tiny_image_weights, backend):
     images, _ = image_samples(11)
     expected = _image(tiny_image_weights, precision="float32").fit_transform(images)
-    got = _image(tiny_image_weights, backend="onnx").fit_transform(images)
+    got = _image(tiny_image_weights, backend=backend).fit_transform(images)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
     assert np.linalg.norm(got[0] - got[1]) > 1e-4
 
@@ -130,14 +145,15 @@ def test_weights_without_a_content_hash_are_exported_in_memory(tiny_text_model, 
     )
 
 
-def test_an_export_with_a_fixed_sequence_length_is_refused(tiny_text_model, monkeypatch):
+@by_runtime
+def test_an_export_with_a_fixed_sequence_length_is_refused(tiny_text_model, monkeypatch, backend):
     # The mistake this guards against: an export whose sequence axis was fixed
     # to the example's length runs the example and fails (or differs) elsewhere.
     from sktransfer._adapters.text import TextAdapter
 
     monkeypatch.setattr(TextAdapter, "onnx_dynamic_axes", (0,))
     with pytest.raises(_onnx.BackendError, match="another shape|does not compute"):
-        _text(tiny_text_model, backend="onnx").fit()
+        _text(tiny_text_model, backend=backend).fit()
 
 
 def test_an_export_that_computes_other_numbers_is_refused(tiny_text_model, monkeypatch):
@@ -167,12 +183,13 @@ def test_an_export_failure_names_the_cause_and_the_way_out(tiny_text_model, monk
     assert "backend='torch'" in message and "\x1b" not in message
 
 
-def test_onnx_computes_in_float32_auto_without_a_warning(tiny_text_model):
+@by_runtime
+def test_onnx_computes_in_float32_auto_without_a_warning(tiny_text_model, backend):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        encoder = _text(tiny_text_model, backend="onnx").fit()
+        encoder = _text(tiny_text_model, backend=backend).fit()
     assert encoder.precision_ == "float32"
-    assert encoder.precision_.reason == "auto: backend='onnx' computes in float32"
+    assert encoder.precision_.reason == f"auto: backend={backend!r} computes in float32"
 
 
 def test_onnx_with_bfloat16_asked_warns_and_computes_float32(tiny_text_model):
@@ -209,12 +226,13 @@ def test_the_memory_cache_never_serves_torch_rows_to_onnx(tiny_text_model):
     assert onnx_enc.cache_info().hits == 0
 
 
-def test_an_onnx_encoder_pickles_and_runs_after_unpickling(tiny_text_model):
-    encoder = _text(tiny_text_model, backend="onnx").fit()
+@by_runtime
+def test_an_onnx_encoder_pickles_and_runs_after_unpickling(tiny_text_model, backend):
+    encoder = _text(tiny_text_model, backend=backend).fit()
     expected = encoder.transform(TEXTS)
     _onnx.clear_runners()
     restored = pickle.loads(pickle.dumps(encoder))
-    assert restored.backend == "onnx"
+    assert restored.backend == backend
     np.testing.assert_array_equal(restored.transform(TEXTS), expected)
 
 
@@ -242,7 +260,24 @@ def test_the_backend_is_grid_searchable(tiny_text_model):
 
     X, y = text_samples(12)
     pipe = make_pipeline(_text(tiny_text_model), LogisticRegression())
-    search = GridSearchCV(pipe, {"textencoder__backend": ["torch", "onnx"]}, cv=2).fit(X, y)
-    assert len(search.cv_results_["params"]) == 2
+    backends = ["torch", "onnx"] + (["openvino"] if optional_available("openvino") else [])
+    search = GridSearchCV(pipe, {"textencoder__backend": backends}, cv=2).fit(X, y)
+    assert len(search.cv_results_["params"]) == len(backends)
     with pytest.raises(ValueError, match="backend"):
         _text(tiny_text_model, backend="tensorrt").fit()
+
+
+@pytest.mark.skipif(not optional_available("openvino"), reason="openvino is not installed")
+def test_openvino_computes_float32_even_where_the_cpu_has_bfloat16(tiny_text_model):
+    # OpenVINO would run bfloat16 on such CPUs unless told otherwise.
+    encoder = _text(tiny_text_model, backend="openvino").fit()
+    hint = encoder._runner().compiled.get_property("INFERENCE_PRECISION_HINT")
+    assert "float32" in repr(hint)
+
+
+def test_a_missing_openvino_names_its_extra(tiny_text_model, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    with pytest.raises(ImportError, match=r"pip install 'sktransfer\[openvino\]'"):
+        _text(tiny_text_model, backend="openvino").fit()
