@@ -41,6 +41,10 @@ TEXT_SYSTEMS = {
     "ours-memory": ("sktransfer `TextEncoder()`, empty memory cache", {}),
     "ours-float32": ("sktransfer `TextEncoder(precision='float32')`, `cache=None`", {}),
     "ours-onnx": ("sktransfer `TextEncoder(backend='onnx')`, `cache=None`", {}),
+    "ours-openvino-float32": (
+        "sktransfer `TextEncoder(backend='openvino', precision='float32')`, `cache=None`",
+        {},
+    ),
     "ours-openvino": ("sktransfer `TextEncoder(backend='openvino')`, `cache=None`", {}),
 }
 # Rows timed in the process of another system (warm caches need the cold call first).
@@ -69,6 +73,10 @@ IMAGE_SYSTEMS = {
     ),
     "ours-float32": ("sktransfer `ImageEncoder(precision='float32')`, `cache=None`", {}),
     "ours-onnx": ("sktransfer `ImageEncoder(backend='onnx')`, `cache=None`", {}),
+    "ours-openvino-float32": (
+        "sktransfer `ImageEncoder(backend='openvino', precision='float32')`, `cache=None`",
+        {},
+    ),
     "ours-openvino": ("sktransfer `ImageEncoder(backend='openvino')`, `cache=None`", {}),
 }
 # Large photos: the direct call (the reference), the best peer configuration,
@@ -82,6 +90,7 @@ PHOTO_SYSTEMS = {
         "ours",
         "ours-float32",
         "ours-onnx",
+        "ours-openvino-float32",
         "ours-openvino",
     )
 }
@@ -130,6 +139,7 @@ def _text_system(system: str, texts: list[str], tmp: Path) -> dict:
         "ours-float32": {"precision": "float32"},
         "ours-onnx": {"backend": "onnx"},
         "ours-openvino": {"backend": "openvino"},
+        "ours-openvino-float32": {"backend": "openvino", "precision": "float32"},
         "ours-bf16": {"precision": "bfloat16"},
     }
     if system in ours:
@@ -211,6 +221,7 @@ def _image_system(system: str, paths: list[str], tmp: Path) -> dict:
         "ours-float32": {"precision": "float32"},
         "ours-onnx": {"backend": "onnx"},
         "ours-openvino": {"backend": "openvino"},
+        "ours-openvino-float32": {"backend": "openvino", "precision": "float32"},
         "ours-bf16": {"precision": "bfloat16"},
         "ours-full-decode": {"jpeg_draft": False},
     }

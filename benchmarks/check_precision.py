@@ -126,9 +126,12 @@ def _onnx_variants(folder: str) -> list:
 
     variants = [("`TextEncoder(backend='onnx')` float32", "onnx", onnx.transform)]
     if importlib.util.find_spec("openvino") is not None:
-        openvino = TextEncoder(folder, progress=False, cache=None, backend="openvino").fit()
-        label = "`TextEncoder(backend='openvino')` float32"
-        variants.append((label, "openvino", openvino.transform))
+        for precision in ("float32", "bfloat16"):
+            openvino = TextEncoder(
+                folder, progress=False, cache=None, backend="openvino", precision=precision
+            ).fit()
+            label = f"`TextEncoder(backend='openvino')` {openvino.precision_}"
+            variants.append((label, f"openvino-{openvino.precision_}", openvino.transform))
     return [
         *variants,
         (

@@ -139,12 +139,13 @@ def _versus(ours: dict, peer: dict) -> str:
     return f"{ratio:.2f}× the rate of {peer['label']} ({word} it beyond the run-to-run spread)"
 
 
-def _ours_clauses(r: dict, best: str, noun: str) -> str:
-    """The float32 and ONNX rows against the best peer, with their cosines."""
+def _ours_clauses(r: dict, best: str, noun: str = "other sktransfer") -> str:
+    """The float32 and other-backend rows against the best peer, with their cosines."""
     parts = []
     keys = (
         ("ours-float32", "`precision='float32'`"),
         ("ours-onnx", "`backend='onnx'`"),
+        ("ours-openvino-float32", "`backend='openvino', precision='float32'`"),
         ("ours-openvino", "`backend='openvino'`"),
     )
     for key, what in keys:
@@ -164,7 +165,7 @@ def render_text(text: dict) -> str:
         f"At default settings (ran in {r['ours']['precision']}), sktransfer `TextEncoder` "
         f"(`cache=None`) is {_versus(r['ours'], r[best])}, the fastest peer in this run; "
         f"cosine ≥ {r['ours']['cosine'][1]:.5f} to the direct call's features."
-        + _ours_clauses(r, best, "float32")
+        + _ours_clauses(r, best)
     )
     warm = r["ours-memory-warm"]["rate"] / r["embetter-cached-warm"]["rate"]
     verdict += f" Warm caches: ours serves {warm:,.0f}× as many sentences/s as embetter's."
@@ -199,7 +200,7 @@ def render_images(images: dict) -> str:
         f"default settings (ran in {r['ours']['precision']}) is "
         f"{_versus(r['ours'], r[best_tuned])}, the best peer configuration at those settings. "
         f"With glibc's defaults for everyone (`SKTRANSFER_TUNE_MALLOC=0` for ours), it is "
-        f"{_versus(r['ours-untuned'], r[best_plain])}." + _ours_clauses(r, best_tuned, "float32")
+        f"{_versus(r['ours-untuned'], r[best_plain])}." + _ours_clauses(r, best_tuned)
     )
     emb_mean, emb_min = r["embetter"]["cosine"]
     return md.section(
@@ -233,7 +234,7 @@ def render_photos(photos: dict) -> str:
         f"At default settings (ran in {r['ours']['precision']}), sktransfer `ImageEncoder` is "
         f"{_versus(r['ours'], r[best])}, the fastest peer configuration here; decoding every "
         f"pixel instead (`jpeg_draft=False`) it is {_versus(r['ours-full-decode'], r[best])}."
-        + _ours_clauses(r, best, "float32")
+        + _ours_clauses(r, best)
     )
     return md.section(
         "Throughput: large photos",

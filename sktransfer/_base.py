@@ -217,11 +217,12 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
                 out[rows] = body(adapter.to_device(batch, self.device_)).float().cpu().numpy()
         return out
 
-    def _runner(self):
+    def _runner(self, precision: str | None = None):
         """What computes a batch's features: the torch body, or its ONNX export.
 
         With ``backend="onnx"`` or ``"openvino"`` the body is exported (and
         checked) on first use per process, then reused; see ``sktransfer._onnx``.
+        ``precision`` (default ``precision_``) is the runtime's, for OpenVINO.
         """
         network = self._body()
         if getattr(self, "backend", "torch") == "torch":
@@ -234,11 +235,12 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         return _onnx.runner(
             network,
             self._adapter,
-            self.model_fingerprint_,
+            self._fingerprint(identity or None, export=True),
             cache=self.cache,
             threads=resolve_n_threads(getattr(self, "n_threads", None)) or torch.get_num_threads(),
             on_disk=identity.startswith("sha256:"),
             backend=self.backend,
+            precision=str(precision or self.precision_),
         )
 
     def _progress(self, batches, n_items: int):
@@ -294,8 +296,12 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
 
         return LOADED_NETWORKS.get_or_load(key, load)
 
-    def _fingerprint(self, identity: str | None = None) -> str:
-        """Hex key prefix: weights identity + every output-affecting parameter."""
+    def _fingerprint(self, identity: str | None = None, *, export: bool = False) -> str:
+        """Hex key prefix: weights identity + every output-affecting parameter.
+
+        ``export=True``: the key of the network's float32 ONNX export, which
+        every backend and precision share (see ``sktransfer._onnx``).
+        """
         if identity is None:
             identity = getattr(self, "_weights_identity", None) or _fingerprint.model_identity(
                 self.model_source_, self.model_reference_
@@ -305,7 +311,10 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
             for name in self._weights_params:
                 params.pop(name, None)
             params.update(self._weights_context())
-        if "precision" in params:  # the precision that runs ("auto" and fallbacks resolved)
+        if export:
+            params.pop("precision", None)
+            params.pop("backend", None)
+        elif "precision" in params:  # the precision that runs ("auto" and fallbacks resolved)
             params["precision"] = str(self.precision_)
         return _fingerprint.fingerprint(
             type(self).__name__,
@@ -625,6 +634,17 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         """The precision that runs on ``device`` (see ``sktransfer._precision``)."""
         precision = getattr(self, "precision", "float32")
         backend = getattr(self, "backend", "torch")
+        if backend == "openvino":
+            # OpenVINO computes bfloat16 where the CPU has it: the same rules as
+            # torch, the probe comparing the runtime's own float32 and bfloat16.
+            exact = self._runner(precision="float32")
+            return resolve_precision(
+                precision,
+                device,
+                owner=type(self).__name__,
+                probe=self._runtime_probe,
+                probe_key=exact,
+            )
         if backend != "torch":
             return backend_precision(precision, backend, owner=type(self).__name__)
         probe = None
@@ -633,6 +653,16 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         return resolve_precision(
             precision, device, owner=type(self).__name__, probe=probe, probe_key=network
         )
+
+    def _runtime_probe(self, precision: str) -> np.ndarray:
+        """The runtime's outputs on the adapter's probe batch at ``precision`` (OpenVINO)."""
+        adapter = self._adapter
+        items = adapter.check_X(adapter.probe_samples())
+        run = self._runner(precision=precision)
+        out = np.empty((len(items), self.embedding_dim_), dtype=np.float32)
+        for rows, batch in adapter.inference_batches(items, len(items)):
+            out[rows] = run(batch).float().numpy()
+        return out
 
     def _inference_context(self):
         """Process settings for one ``transform``: torch threads, allocator thresholds.

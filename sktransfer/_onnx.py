@@ -187,10 +187,13 @@ def _stored(folder: Path, key: str, export) -> Path:
 class OnnxRunner:
     """Calls like the torch body: a batch in, a float32 tensor of features out (ONNX Runtime)."""
 
-    def __init__(self, session, names: list[str], source: str):
+    precision = "float32"
+
+    def __init__(self, session, names: list[str], source: str, model=None):
         self.session = session
         self.names = names
         self.source = source  # the file run, or "memory"
+        self.model = model  # its path, or the ONNX bytes
 
     def __call__(self, batch):
         import torch
@@ -202,10 +205,12 @@ class OnnxRunner:
 class OpenVinoRunner:
     """The same with an OpenVINO compiled model (one infer request per thread)."""
 
-    def __init__(self, compiled, names: list[str], source: str):
+    def __init__(self, compiled, names, source: str, model=None, precision="float32"):
         self.compiled = compiled
         self.names = names
         self.source = source
+        self.model = model
+        self.precision = precision
         self._local = threading.local()
 
     def __call__(self, batch):
@@ -223,15 +228,15 @@ _RUNNERS_LOCK = threading.Lock()
 _MAX_RUNNERS = 4
 
 
-def _start(backend: str, model, threads: int, names: list[str], source: str):
+def _start(backend: str, model, threads: int, names: list[str], source: str, precision="float32"):
     """The runner of ``model`` (a path, or the ONNX bytes) on ``backend``'s runtime."""
     if backend == "openvino":
         import openvino
 
         config = {
             "INFERENCE_NUM_THREADS": threads,
-            # float32 as exported: OpenVINO would pick bfloat16 on CPUs that have it.
-            "INFERENCE_PRECISION_HINT": "f32",
+            # Always named: OpenVINO would pick bfloat16 on CPUs that have it.
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bfloat16" else "f32",
             "PERFORMANCE_HINT": "LATENCY",
         }
         core = openvino.Core()
@@ -242,7 +247,7 @@ def _start(backend: str, model, threads: int, names: list[str], source: str):
                 path = Path(tmp) / "model.onnx"
                 path.write_bytes(model)
                 compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
-        return OpenVinoRunner(compiled, names, source)
+        return OpenVinoRunner(compiled, names, source, model, precision)
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -251,7 +256,7 @@ def _start(backend: str, model, threads: int, names: list[str], source: str):
     options.log_severity_level = 3
     source_arg = str(model) if isinstance(model, Path) else model
     session = onnxruntime.InferenceSession(source_arg, options, providers=["CPUExecutionProvider"])
-    return OnnxRunner(session, names, source)
+    return OnnxRunner(session, names, source, model)
 
 
 def _session(model, threads: int):
@@ -268,18 +273,38 @@ def runner(
     threads: int,
     on_disk: bool,
     backend: str = "onnx",
+    precision: str = "float32",
 ):
     """The ``backend`` runner of ``body`` (exported and checked on first use).
 
-    One runner per (export, backend, thread count) is kept for the process.
+    ``fingerprint`` identifies the float32 network (not the backend or the
+    precision): one export serves every backend. The float32 runner is checked
+    against torch; a bfloat16 runner (OpenVINO only) is what the caller's
+    precision rules chose. One runner per (export, backend, threads, precision)
+    is kept for the process.
     """
     check_available(backend)
+    if precision != "float32" and backend != "openvino":
+        raise ValueError(f"backend={backend!r} computes in float32 only, not {precision}.")
     key = export_key(fingerprint)
+    slot = (key, backend, threads, precision)
     with _RUNNERS_LOCK:
-        found = _RUNNERS.get((key, backend, threads))
+        found = _RUNNERS.get(slot)
         if found is not None:
-            _RUNNERS.move_to_end((key, backend, threads))
+            _RUNNERS.move_to_end(slot)
             return found
+    if precision != "float32":
+        exact = runner(
+            body,
+            adapter,
+            fingerprint,
+            cache=cache,
+            threads=threads,
+            on_disk=on_disk,
+            backend=backend,
+        )
+        made = _start(backend, exact.model, threads, exact.names, exact.source, precision)
+        return _keep(slot, made)
     samples = adapter.probe_samples()
     if samples is None:
         raise BackendError(
@@ -297,8 +322,12 @@ def runner(
     names = _split(batch)[0]
     made = _start(backend, model, threads, names, str(model) if on_disk else "memory")
     _check(made, body, adapter, items, backend)
+    return _keep(slot, made)
+
+
+def _keep(slot: tuple, made):
     with _RUNNERS_LOCK:
-        _RUNNERS[(key, backend, threads)] = made
+        _RUNNERS[slot] = made
         while len(_RUNNERS) > _MAX_RUNNERS:
             _RUNNERS.popitem(last=False)
     return made

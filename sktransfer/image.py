@@ -95,8 +95,10 @@ class ImageEncoder(AdaptiveEncoder):
         ``fit`` exports the model (seconds; kept in ``<cache>/onnx`` for a folder
         ``cache``, else in the data home's ``onnx`` folder, and reused) and
         refuses an export whose outputs differ from the torch forward pass
-        (a cosine below 0.9999 on a fixed probe batch). Computes in float32
-        whatever ``precision`` says ("auto" picks it without a warning).
+        (a cosine below 0.9999 on a fixed probe batch). "onnx" computes in
+        float32 whatever ``precision`` says ("auto" picks it without a
+        warning); "openvino" follows ``precision`` as torch does, its own
+        float32 and bfloat16 outputs compared by the probe for "auto".
     jpeg_draft : bool, default=True
         Decode JPEG files (paths and bytes) whose shorter side is at least
         four times the model's resize size at a reduced scale (1/2, 1/4 or

@@ -143,8 +143,10 @@ class TextEncoder(AdaptiveEncoder):
         ``fit`` exports the model (seconds; kept in ``<cache>/onnx`` for a folder
         ``cache``, else in the data home's ``onnx`` folder, and reused) and
         refuses an export whose outputs differ from the torch forward pass
-        (a cosine below 0.9999 on a fixed probe batch). Computes in float32
-        whatever ``precision`` says ("auto" picks it without a warning).
+        (a cosine below 0.9999 on a fixed probe batch). "onnx" computes in
+        float32 whatever ``precision`` says ("auto" picks it without a
+        warning); "openvino" follows ``precision`` as torch does, its own
+        float32 and bfloat16 outputs compared by the probe for "auto".
     adapt : {None, "contrastive"}, default=None
         Adapt the pretrained body to unlabelled target texts in ``fit``
         (``fit(X, sample_domain=...)``, negative domain = target; see

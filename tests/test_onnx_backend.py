@@ -189,7 +189,10 @@ def test_onnx_computes_in_float32_auto_without_a_warning(tiny_text_model, backen
         warnings.simplefilter("error")
         encoder = _text(tiny_text_model, backend=backend).fit()
     assert encoder.precision_ == "float32"
-    assert encoder.precision_.reason == f"auto: backend={backend!r} computes in float32"
+    if backend == "onnx":
+        assert encoder.precision_.reason == "auto: backend='onnx' computes in float32"
+    else:  # OpenVINO follows torch's rules (bfloat16 off in the tests: SKTRANSFER_BFLOAT16=0)
+        assert encoder.precision_.reason.startswith("auto: ")
 
 
 def test_onnx_with_bfloat16_asked_warns_and_computes_float32(tiny_text_model):
@@ -281,3 +284,68 @@ def test_a_missing_openvino_names_its_extra(tiny_text_model, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)
     with pytest.raises(ImportError, match=r"pip install 'sktransfer\[openvino\]'"):
         _text(tiny_text_model, backend="openvino").fit()
+
+
+needs_openvino = pytest.mark.skipif(
+    not optional_available("openvino"), reason="openvino is not installed"
+)
+
+
+@pytest.fixture
+def native_bfloat16(monkeypatch):
+    """Pretend the CPU computes bfloat16 natively (tests run with it off)."""
+    from sktransfer import _precision
+
+    monkeypatch.delenv("SKTRANSFER_BFLOAT16")
+    monkeypatch.setattr(_precision, "native_bfloat16", lambda device: (True, "native (mocked)"))
+    return _precision
+
+
+@needs_openvino
+def test_openvino_auto_picks_bfloat16_where_native_and_its_probe_agrees(
+    tiny_text_model, native_bfloat16
+):
+    encoder = _text(tiny_text_model, backend="openvino").fit()
+    assert encoder.precision_ == "bfloat16"
+    assert "agrees with float32 on the probe batch" in encoder.precision_.reason
+    run = encoder._runner()
+    assert run.precision == "bfloat16"
+    # Where the CPU really has bfloat16, OpenVINO compiled the model for it.
+    assert "bfloat16" in repr(run.compiled.get_property("INFERENCE_PRECISION_HINT"))
+    exact = _text(tiny_text_model, backend="openvino", precision="float32").fit()
+    assert exact.model_fingerprint_ != encoder.model_fingerprint_  # never share cached rows
+    out, ref = encoder.transform(TEXTS), exact.transform(TEXTS)
+    cos = (out * ref).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(ref, axis=1)
+    assert cos.min() > 0.99
+
+
+@needs_openvino
+def test_openvino_auto_stays_float32_where_its_probe_disagrees(
+    tiny_text_model, native_bfloat16, monkeypatch
+):
+    monkeypatch.setattr(native_bfloat16, "AUTO_MIN_COSINE", 1.5)  # nothing can agree
+    encoder = _text(tiny_text_model, backend="openvino").fit()
+    assert encoder.precision_ == "float32"
+    assert "disagrees" in encoder.precision_.reason
+    assert encoder._runner().precision == "float32"
+
+
+@needs_openvino
+def test_openvino_float16_warns_and_computes_float32(tiny_text_model):
+    with pytest.warns(PrecisionWarning, match="float16"):
+        encoder = _text(tiny_text_model, backend="openvino", precision="float16").fit()
+    assert encoder.precision_ == "float32"
+
+
+@needs_openvino
+def test_onnx_and_openvino_share_one_export(tiny_text_model, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for backend in ("onnx", "openvino"):
+        sktransfer.TextEncoder(tiny_text_model, cache=str(cache), backend=backend).fit()
+    assert len(list((cache / "onnx").glob("*/model.onnx"))) == 1
+
+
+def test_onnx_runtime_refuses_bfloat16():
+    with pytest.raises(ValueError, match="float32 only"):
+        _onnx.runner(None, None, "f", cache=None, threads=1, on_disk=False, precision="bfloat16")

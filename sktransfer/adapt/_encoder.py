@@ -54,8 +54,8 @@ class AdaptiveEncoder(BaseEncoder):
             params.pop(name, None)
         return params
 
-    def _fingerprint(self, identity: str | None = None) -> str:
-        base = super()._fingerprint(identity)
+    def _fingerprint(self, identity: str | None = None, **kwargs) -> str:
+        base = super()._fingerprint(identity, **kwargs)
         digest = getattr(self, "_adapted_digest", None)
         if digest is None:
             return base
