@@ -3,9 +3,10 @@
 ``backend="onnx"`` and ``backend="openvino"``: the encoder's loaded torch body is
 exported once with ``torch.onnx.export`` (the ``torch.export`` based exporter),
 the export is checked against the torch forward pass on the adapter's probe
-batch, and ONNX Runtime or OpenVINO runs it on the CPU in float32. The numbers
-are float32 numbers of the same network (cosine to the torch forward >= 0.9999
-on every probe row, or the export is refused).
+batch, and ONNX Runtime or OpenVINO runs it on the CPU. The float32 export
+computes the numbers of the same network (cosine to the torch forward >= 0.9999
+on every probe row, or the export is refused); OpenVINO may also run it in
+bfloat16, where the encoder's ``precision`` picks it.
 
 Where the export lives
     A file per model fingerprint (weights content, every output-affecting
@@ -34,22 +35,19 @@ from pathlib import Path
 import numpy as np
 
 from sktransfer._optional import import_optional
+from sktransfer.exceptions import BackendError
 
 BACKENDS = ("torch", "onnx", "openvino")
 
-# backend -> (the runtime's module, the pip extra that installs it)
+# backend -> the runtime's module (its pip extra is named in sktransfer._optional)
 _RUNTIMES = {"onnx": "onnxruntime", "openvino": "openvino"}
 
 # Bumped whenever the export changes (inputs, outputs, exporter options), so
 # that files written by an older sktransfer are never read as current ones.
 EXPORT_FORMAT = 1
 
-# Every probe row's cosine between ONNX Runtime and torch must reach this.
+# Every probe row's cosine between the float32 runtime and torch must reach this.
 MIN_COSINE = 0.9999
-
-
-class BackendError(RuntimeError):
-    """The model could not be exported to ONNX, or its export computes other numbers."""
 
 
 def check_available(backend: str = "onnx") -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "PrecisionWarning",
     "CacheError",
     "CacheWarning",
+    "BackendError",
     "TruncationWarning",
     "UnderfitWarning",
 ]
@@ -68,6 +69,15 @@ class CacheError(SktransferError, RuntimeError):
 
     The message names the file and says what to do (point ``cache=`` at another
     directory, or move or delete the file).
+    """
+
+
+class BackendError(SktransferError, RuntimeError):
+    """``backend="onnx"`` / ``"openvino"`` cannot run this model.
+
+    The model could not be exported to ONNX, or its export does not compute
+    what the torch model does (checked in ``fit``). The message says why;
+    ``backend="torch"`` always works.
     """
 
 
