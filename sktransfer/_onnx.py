@@ -313,13 +313,36 @@ def runner(
     _, batch = next(iter(adapter.inference_batches(items, len(items))))
     axes = adapter.onnx_dynamic_axes
     body = body.eval()
-    if on_disk:
-        model = _stored(export_folder(cache), key, lambda path: _export(body, batch, axes, path))
-    else:
-        model = _export(body, batch, axes, None)
     names = _split(batch)[0]
-    made = _start(backend, model, threads, names, str(model) if on_disk else "memory")
-    _check(made, body, adapter, items, backend)
+    if not on_disk:
+        model = _export(body, batch, axes, None)
+        made = _start(backend, model, threads, names, "memory")
+        _check(made, body, adapter, items, backend)
+        return _keep(slot, made)
+    folder = export_folder(cache)
+    found = (folder / key / "model.onnx").is_file()
+    model = _stored(folder, key, lambda path: _export(body, batch, axes, path))
+    try:
+        made = _start(backend, model, threads, names, str(model))
+        _check(made, body, adapter, items, backend)
+    except Exception as exc:
+        if not found:  # exported just now: the export itself is at fault
+            raise
+        # A stored file that no longer loads or checks (damaged, or written by
+        # an exporter that computes otherwise): moved aside, exported again.
+        damaged = folder / f"{key}.damaged-{os.getpid()}"
+        shutil.rmtree(damaged, ignore_errors=True)
+        os.rename(folder / key, damaged)
+        warnings.warn(
+            f"The stored ONNX export {model} could not be used "
+            f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}); "
+            f"it was moved to {damaged} and the model exported again.",
+            UserWarning,
+            stacklevel=2,
+        )
+        model = _stored(folder, key, lambda path: _export(body, batch, axes, path))
+        made = _start(backend, model, threads, names, str(model))
+        _check(made, body, adapter, items, backend)
     return _keep(slot, made)
 
 

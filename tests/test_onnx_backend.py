@@ -349,3 +349,15 @@ def test_onnx_and_openvino_share_one_export(tiny_text_model, tmp_path):
 def test_onnx_runtime_refuses_bfloat16():
     with pytest.raises(ValueError, match="float32 only"):
         _onnx.runner(None, None, "f", cache=None, threads=1, on_disk=False, precision="bfloat16")
+
+
+def test_a_damaged_stored_export_is_moved_aside_and_made_again(tiny_text_model, tmp_path):
+    expected = _text(tiny_text_model, backend="onnx").fit().transform(TEXTS)
+    (stored,) = (tmp_path / "data" / "onnx").glob("*/model.onnx")
+    stored.write_bytes(stored.read_bytes()[:1000])  # cut short
+    _onnx.clear_runners()
+    with pytest.warns(UserWarning, match="could not be used.*moved to.*exported again"):
+        encoder = _text(tiny_text_model, backend="onnx").fit()
+    np.testing.assert_allclose(encoder.transform(TEXTS), expected, atol=1e-6)
+    assert stored.is_file() and stored.stat().st_size > 1000
+    assert len(list((tmp_path / "data" / "onnx").glob("*.damaged-*"))) == 1
