@@ -79,6 +79,22 @@ IMAGE_SYSTEMS = {
     ),
     "ours-openvino": ("sktransfer `ImageEncoder(backend='openvino')`, `cache=None`", {}),
 }
+# A CPU without AVX-512 emulated on one with it: the instruction sets torch
+# (ATen), oneDNN and MKL may use are capped at AVX2 through the variables they
+# read, and bfloat16 is off as it is on such CPUs. ONNX Runtime has no such
+# switch, so its row is not run under the cap.
+AVX2_ENV = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "DNNL_MAX_CPU_ISA": "AVX2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    "SKTRANSFER_BFLOAT16": "0",
+}
+AVX2_SYSTEMS = {
+    key: (TEXT_SYSTEMS[key][0], AVX2_ENV)
+    for key in ("st", "embetter", "ours", "ours-openvino-float32")
+}
+
 # Large photos: the direct call (the reference), the best peer configuration,
 # embetter, and ours with and without reduced-size JPEG decoding.
 PHOTO_SYSTEMS = {
@@ -231,6 +247,12 @@ def _image_system(system: str, paths: list[str], tmp: Path) -> dict:
     raise SystemExit(f"unknown image system {system!r}")
 
 
+def _torch_capability() -> str | None:
+    """The instruction set torch's own kernels use in this process (None: torch not loaded)."""
+    torch = sys.modules.get("torch")
+    return None if torch is None else str(torch.backends.cpu.get_cpu_capability())
+
+
 def main(argv=None) -> None:
     import tempfile
 
@@ -262,6 +284,7 @@ def main(argv=None) -> None:
         "page_faults_per_call": (usage.ru_minflt - faults_before)
         / max(1, cfg["repeats"] * len(calls)),
         "peak_rss_mib": usage.ru_maxrss / 1024,
+        "torch_cpu_capability": _torch_capability(),
     }
     Path(report_file).write_text(json.dumps(report))
 

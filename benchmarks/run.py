@@ -6,6 +6,8 @@ and allocator parts also start a fresh process per system measured):
 
 - ``throughput``: sentences/s and images/s of each library and of the best plain
   timm usage, with and without the allocator tuning, ratio to the direct call;
+- ``avx2``: the text throughput with the instruction set capped at AVX2 (an
+  AVX2-only CPU emulated; docs/speed.md);
 - ``photos``: images/s on real photos of several megapixels (Debian's wallpaper
   packages ``mate-backgrounds`` and ``ukui-wallpapers``, installed by apt);
 - ``cv``: ``GridSearchCV(cv=5)`` over values of C, wall time per library and per
@@ -67,6 +69,7 @@ FULL = {
     "throughput-text": {"n_text": 256, "repeats": 3},
     "throughput-images": {"n_images": 64, "repeats": 3},
     "throughput-photos": {"n_photos": 32, "repeats": 3},
+    "throughput-avx2": {"n_text": 256, "repeats": 3},
     "cv": {"n_sentences": 400, "c_values": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]},
     "memory": {"n_sentences": 3000, "rounds": 2},
     "accuracy-text": {
@@ -103,6 +106,7 @@ QUICK = {
     "throughput-text": {"n_text": 32, "repeats": 2},
     "throughput-images": {"n_images": 8, "repeats": 2},
     "throughput-photos": {"n_photos": 8, "repeats": 1},
+    "throughput-avx2": {"n_text": 32, "repeats": 2},
     "cv": {"n_sentences": 60, "c_values": [0.1, 1.0]},
     "memory": {"n_sentences": 240, "rounds": 2},
     "accuracy-text": {
@@ -137,6 +141,7 @@ QUICK = {
 GROUPS = {
     "throughput": ["throughput-text", "throughput-images"],
     "photos": ["throughput-photos"],
+    "avx2": ["throughput-avx2"],
     "cv": ["cv"],
     "memory": ["memory"],
     "accuracy": ["accuracy-text", "accuracy-images"],
@@ -217,6 +222,8 @@ def run_part(part: str, cfg: dict, workdir: Path) -> dict:
         return throughput.run_images(cfg, workdir)
     if part == "throughput-photos":
         return throughput.run_photos(cfg, workdir)
+    if part == "throughput-avx2":
+        return throughput.run_avx2(cfg, workdir)
     if part == "finetune":
         return bench_finetune.run(cfg)
     if part == "allocator-fit":
@@ -254,6 +261,8 @@ def render(results: dict) -> list[str]:
         )
     if "throughput-photos" in results:
         sections.append(throughput.render_photos(results["throughput-photos"]))
+    if "throughput-avx2" in results:
+        sections.append(throughput.render_avx2(results["throughput-avx2"]))
     if "cv" in results:
         sections.append(cv.render(results["cv"]))
     if "accuracy-text" in results:
@@ -298,6 +307,8 @@ def doc_blocks(results: dict) -> dict[str, dict[str, str]]:
         blocks["speed.md"]["speed-photos"] = sub(
             throughput.render_photos(results["throughput-photos"])
         )
+    if "throughput-avx2" in results:
+        blocks["speed.md"]["speed-avx2"] = sub(throughput.render_avx2(results["throughput-avx2"]))
     if "allocator-fit" in results:
         blocks["speed.md"]["allocator-fit"] = sub(allocator.render(results["allocator-fit"]))
     if "precision" in results:

@@ -118,3 +118,24 @@ def test_photo_table_compares_the_default_and_the_full_decode_with_the_best_peer
     assert "(`jpeg_draft=False`) it is a tie with timm, channels-last" in text
     assert "`backend='onnx'` (ran in float32) is 5.00× the rate" in text
     assert "| sktransfer `ImageEncoder(backend='onnx')`, `cache=None`, ran in float32 " in text
+
+
+def test_avx2_table_names_the_cap_and_judges_the_goal_on_the_openvino_row():
+    from benchmarks import throughput
+    from benchmarks._speed_worker import AVX2_SYSTEMS
+
+    rates = {"st": 200.0, "embetter": 190.0, "ours": 260.0, "ours-openvino-float32": 360.0}
+    precision = {"ours": "float32", "ours-openvino-float32": "float32"}
+    avx2 = {
+        "n": 256,
+        "repeats": 3,
+        "rows": _speed_rows(AVX2_SYSTEMS, rates, precision),
+        "torch": {"st": "AVX2", "ours": "AVX2"},
+    }
+    text = throughput.render_avx2(avx2)
+    assert "`ATEN_CPU_CAPABILITY=avx2`" in text and "read back in each process: AVX2" in text
+    assert "`backend='openvino'` (ran in float32) is 1.80× the rate of" in text
+    assert "not met under this emulation" in text
+    rates["ours-openvino-float32"] = 400.0
+    avx2["rows"] = _speed_rows(AVX2_SYSTEMS, rates, precision)
+    assert "Goal ≥ 2.0× the direct call: met." in throughput.render_avx2(avx2)
