@@ -33,9 +33,12 @@ from benchmarks._speed_worker import (
 )
 
 
-def _measure(kind: str, systems: dict, inputs: list[str], repeats: int, workdir: Path) -> dict:
+def _measure(
+    kind: str, systems: dict, inputs: list[str], repeats: int, workdir: Path, modality=None
+) -> dict:
+    """Run every system's worker on ``inputs``; ``modality`` ("text" or "images") is ``kind``'s."""
     config = workdir / f"speed-{kind}.json"
-    config.write_text(json.dumps({"kind": kind, "inputs": inputs, "repeats": repeats}))
+    config.write_text(json.dumps({"kind": modality or kind, "inputs": inputs, "repeats": repeats}))
     reports = {}
     for system, (_, env) in systems.items():
         report = workdir / f"speed-{kind}-{system}.json"
@@ -94,7 +97,7 @@ def run_photos(cfg: dict, workdir: Path) -> dict:
     """The image systems on real photos of several megapixels (Debian wallpapers)."""
     paths = _common.large_photos()[: cfg["n_photos"]]
     sizes = _common.megapixels(paths)
-    reports = _measure("photos", PHOTO_SYSTEMS, paths, cfg["repeats"], workdir)
+    reports = _measure("photos", PHOTO_SYSTEMS, paths, cfg["repeats"], workdir, "images")
     labels = {k: v[0] for k, v in PHOTO_SYSTEMS.items()}
     return {
         "n": len(paths),
@@ -108,7 +111,7 @@ def run_photos(cfg: dict, workdir: Path) -> dict:
 def run_avx2(cfg: dict, workdir: Path) -> dict:
     """The text systems with the instruction set capped at AVX2 (see ``AVX2_ENV``)."""
     texts, _, _ = _common.sample_sentences(cfg["n_text"], seed=1)
-    reports = _measure("avx2", AVX2_SYSTEMS, texts, cfg["repeats"], workdir)
+    reports = _measure("avx2", AVX2_SYSTEMS, texts, cfg["repeats"], workdir, modality="text")
     labels = {k: v[0] for k, v in AVX2_SYSTEMS.items()}
     labels.update({k: v[0] for k, v in TEXT_EXTRA.items()})
     rows = _rows(reports, labels, "st", len(texts))
