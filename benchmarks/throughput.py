@@ -284,7 +284,7 @@ def render_avx2(avx2: dict) -> str:
     best = max(("st", "embetter"), key=lambda k: r[k]["rate"])
     seen = sorted({str(c) for c in avx2["torch"].values() if c})
     verdict = (
-        f"With the instruction set capped at AVX2, sktransfer `TextEncoder` at default "
+        f"With the instruction sets capped at AVX2, sktransfer `TextEncoder` at default "
         f"settings (ran in {r['ours']['precision']}) is {_versus(r['ours'], r[best])}; "
         "`backend='openvino'` (ran in "
         f"{r['ours-openvino-float32']['precision']}) is "
@@ -311,6 +311,10 @@ def render_avx2(avx2: dict) -> str:
             "`backend='onnx'` is not run here: ONNX Runtime picks its kernels from the CPU's "
             "instruction set and has no variable to cap it, so its row would not be an "
             "AVX2 figure.",
+            "OpenVINO's CPU plugin carries its own copy of oneDNN; whether it honours "
+            "`ONEDNN_MAX_CPU_ISA` is not read back here, so its row is at most what an "
+            "AVX2-only CPU of this kind would give (if it ignored the cap it would use "
+            "AVX-512).",
         ],
     )
 
