@@ -225,7 +225,8 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         ``precision`` (default ``precision_``) is the runtime's, for OpenVINO.
         """
         network = self._body()
-        if getattr(self, "backend", "torch") == "torch":
+        backend = self._backend_in_use()
+        if backend == "torch":
             return network
         import torch
 
@@ -239,9 +240,13 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
             cache=self.cache,
             threads=resolve_n_threads(getattr(self, "n_threads", None)) or torch.get_num_threads(),
             on_disk=identity.startswith("sha256:"),
-            backend=self.backend,
+            backend=backend,
             precision=str(precision or self.precision_),
         )
+
+    def _backend_in_use(self) -> str:
+        """The backend ``fit`` set up (``backend_``); a later ``set_params`` needs a refit."""
+        return self.__dict__.get("backend_") or getattr(self, "backend", "torch")
 
     def _progress(self, batches, n_items: int):
         """``batches``, behind a tqdm bar when ``progress`` asks for one."""
@@ -369,6 +374,7 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
             self.n_features_in_ = 1
             self._input_name = None
         self.device_ = self._resolve_device()
+        self.backend_ = getattr(self, "backend", "torch")
         network, source, reference, identity = self._shared_load(self.device_)
         self._network = network
         self.model_source_ = source
@@ -378,7 +384,7 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         self._after_load(network)
         self.precision_ = self._resolve_precision(self.device_, network)
         self.model_fingerprint_ = self._fingerprint(identity)
-        if getattr(self, "backend", "torch") != "torch":
+        if self.backend_ != "torch":
             self._runner()  # export (or find the export) now: errors belong to fit
 
     def _resolve_device(self) -> str:
@@ -633,7 +639,7 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
     def _resolve_precision(self, device: str, network=None) -> str:
         """The precision that runs on ``device`` (see ``sktransfer._precision``)."""
         precision = getattr(self, "precision", "float32")
-        backend = getattr(self, "backend", "torch")
+        backend = self._backend_in_use()
         if backend == "openvino":
             # OpenVINO computes bfloat16 where the CPU has it: the same rules as
             # torch, the probe comparing the runtime's own float32 and bfloat16.

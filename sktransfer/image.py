@@ -153,6 +153,9 @@ class ImageEncoder(AdaptiveEncoder):
     precision_ : Precision
         The precision in use (a str: "float32", "bfloat16" or "float16"), with
         the reason for it in ``precision_.reason``.
+    backend_ : str
+        The backend ``fit`` set up ("torch", "onnx" or "openvino"); a later
+        ``set_params(backend=...)`` takes effect at the next ``fit``.
     n_features_out_ : int
         Feature width: what the model returns without its classifier (its
         ``num_features``, or ``head_hidden_size`` for models such as

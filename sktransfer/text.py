@@ -185,6 +185,9 @@ class TextEncoder(AdaptiveEncoder):
     precision_ : Precision
         The precision in use (a str: "float32", "bfloat16" or "float16"), with
         the reason for it in ``precision_.reason``.
+    backend_ : str
+        The backend ``fit`` set up ("torch", "onnx" or "openvino"); a later
+        ``set_params(backend=...)`` takes effect at the next ``fit``.
     prompt_ : str or None
         The prompt put in front of every text (from ``prompt``,
         ``prompt_name`` or the model's default), or ``None``.

@@ -361,3 +361,13 @@ def test_a_damaged_stored_export_is_moved_aside_and_made_again(tiny_text_model, 
     np.testing.assert_allclose(encoder.transform(TEXTS), expected, atol=1e-6)
     assert stored.is_file() and stored.stat().st_size > 1000
     assert len(list((tmp_path / "data" / "onnx").glob("*.damaged-*"))) == 1
+
+
+def test_a_backend_set_after_fit_waits_for_the_next_fit(tiny_text_model, tmp_path):
+    encoder = _text(tiny_text_model).fit()
+    expected = encoder.transform(TEXTS)
+    encoder.set_params(backend="onnx")
+    np.testing.assert_array_equal(encoder.transform(TEXTS), expected)
+    assert encoder.backend_ == "torch"
+    assert not (tmp_path / "data" / "onnx").exists()  # nothing exported
+    assert encoder.fit().backend_ == "onnx"
