@@ -12,6 +12,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 
 from sktransfer import ImageEncoder, TextEncoder
+from sktransfer._optional import optional_available
 from sktransfer.cache import cache_info
 from sktransfer.exceptions import InvalidInputError
 from tests.conftest import text_samples
@@ -291,3 +292,22 @@ def test_grid_search_with_an_sklearn_splitter_routes_the_domains_of_each_fold(ti
     assert search.best_estimator_.named_steps["encoder"].fit
     if search.best_params_["encoder__adapt"] == "contrastive":
         assert search.best_estimator_.named_steps["encoder"].adaptation_["n_target"] == 8
+
+
+@pytest.mark.skipif(
+    not optional_available("onnxruntime") or not optional_available("onnxscript"),
+    reason="onnxruntime / onnxscript are not installed",
+)
+def test_onnx_backend_runs_the_adapted_and_the_source_bodies(tmp_path, monkeypatch):
+    # Each body in use (the target-adapted one, and the source-statistics one for
+    # source rows) has its own export; a single export would serve one body's
+    # numbers for the other's rows.
+    monkeypatch.setenv("SKTRANSFER_DATA", str(tmp_path))
+    _, _, _, _, X, y_masked, domains = shifted_images(8)
+    torch_enc = image_encoder(adapt="batchnorm", precision="float32")
+    expected = torch_enc.fit(X, y_masked, sample_domain=domains).transform(X, sample_domain=domains)
+    onnx_enc = image_encoder(adapt="batchnorm", backend="onnx")
+    got = onnx_enc.fit(X, y_masked, sample_domain=domains).transform(X, sample_domain=domains)
+    # float rounding only (a wrong body's rows differ by whole units here)
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
+    assert not np.allclose(got[domains > 0], onnx_enc.transform(X)[domains > 0], atol=1e-2)

@@ -56,6 +56,11 @@ class AdaptiveEncoder(BaseEncoder):
 
     def _fingerprint(self, identity: str | None = None, **kwargs) -> str:
         base = super()._fingerprint(identity, **kwargs)
+        network = self.__dict__.get("_network")
+        if kwargs.get("export") and network is not None:
+            if network is self.__dict__.get("_source_network"):  # inside _source_body()
+                digest = _body.state_digest(self._source_state)
+                return _fingerprint.fingerprint("adapted-source", base, digest).hex()
         digest = getattr(self, "_adapted_digest", None)
         if digest is None:
             return base
