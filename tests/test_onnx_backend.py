@@ -371,3 +371,12 @@ def test_a_backend_set_after_fit_waits_for_the_next_fit(tiny_text_model, tmp_pat
     assert encoder.backend_ == "torch"
     assert not (tmp_path / "data" / "onnx").exists()  # nothing exported
     assert encoder.fit().backend_ == "onnx"
+
+
+@pytest.mark.parametrize("arch", ["test_vit", "test_convnext"])
+def test_other_timm_families_export_and_match_torch(arch):
+    images, _ = image_samples(5)
+    params = {"pretrained": False, "image_size": 32, "cache": None, "progress": False}
+    expected = sktransfer.ImageEncoder(arch, precision="float32", **params).fit_transform(images)
+    got = sktransfer.ImageEncoder(arch, backend="onnx", **params).fit_transform(images)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
