@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sktransfer import ImageEncoder, TextEncoder
+from sktransfer._optional import optional_available
 from sktransfer.cli import _embed, main
 from tests.conftest import image_samples, text_samples
 
@@ -428,3 +429,22 @@ def test_an_unreadable_image_with_on_error_raise_or_empty(tiny_image_weights, tm
     table = pq.read_table(out)
     assert table.column("row").to_pylist() == [0, 1, 2, 3]
     assert table.column("path").to_pylist() == ["a.png", "b.png", "c-broken.png", "d.png"]
+
+
+@pytest.mark.skipif(
+    not optional_available("onnxruntime") or not optional_available("onnxscript"),
+    reason="onnxruntime / onnxscript are not installed",
+)
+def test_backend_onnx_writes_the_torch_embeddings_and_is_part_of_the_job(
+    tiny_text_model, csv_file, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("SKTRANSFER_DATA", str(tmp_path / "data"))
+    path, texts = csv_file
+    out = tmp_path / "emb.parquet"
+    args = _embed_args(tiny_text_model, path, out, "--column", "review", "--backend", "onnx")
+    assert main(args) == 0
+    table = pq.read_table(out)
+    np.testing.assert_allclose(_matrix(table), _expected(tiny_text_model, texts), atol=1e-5)
+    info = json.loads(table.schema.metadata[b"sktransfer.embed"])
+    assert info["manifest"]["backend"] == "onnx"
+    assert list((tmp_path / "data" / "onnx").glob("*/model.onnx"))

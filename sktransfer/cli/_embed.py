@@ -73,6 +73,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="float32 (default), bfloat16 or float16 (see TextEncoder's precision)",
     )
     parser.add_argument(
+        "--backend",
+        choices=["torch", "onnx", "openvino"],
+        default="torch",
+        help="what runs the model: torch (default), or its ONNX export run by ONNX Runtime "
+        "or OpenVINO on the CPU (see TextEncoder's backend)",
+    )
+    parser.add_argument(
         "--cache",
         help="a folder for the SQLite embedding cache (local disk, not a network file system)",
     )
@@ -226,6 +233,8 @@ def _manifest(args, source) -> dict:
         "chunk_size": args.chunk_size,
         "limit": args.limit,
         "on_error": args.on_error,
+        # Only when not the default: outputs written before --backend existed resume.
+        **({"backend": args.backend} if args.backend != "torch" else {}),
     }
 
 
@@ -399,6 +408,7 @@ class _Encoder:
         common = {
             "batch_size": args.batch_size,
             "precision": args.precision,
+            "backend": args.backend,
             "cache": args.cache,
             "progress": False,
             "n_threads": args.n_threads,
