@@ -89,6 +89,15 @@ class FewShotTextClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
     memory grow with the number of pairs asked for, not with the square of
     the samples or with the classes.
 
+    Multi-label: ``y`` may be a 2-D binary indicator matrix of shape
+    (n_samples, n_labels), as from ``MultiLabelBinarizer``. A pair is then
+    positive when its two texts share at least one label and negative when
+    they share none; the batches cycle over the labels. The head is wrapped in
+    ``OneVsRestClassifier`` (one binary head per label), ``predict`` returns
+    the 0/1 indicator matrix (in the dtype of the ``y`` given to ``fit``),
+    ``predict_proba`` the probability of each label, and ``classes_`` is
+    ``arange(n_labels)``.
+
     Parameters
     ----------
     model : str, default="sentence-transformers/all-MiniLM-L6-v2"
@@ -98,6 +107,7 @@ class FewShotTextClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
         The scikit-learn classifier fitted on the tuned embeddings (cloned in
         ``fit``). ``None``: ``LogisticRegression(max_iter=1000)``.
         ``predict_proba`` and ``decision_function`` exist when the head has them.
+        For a multi-label ``y`` it is wrapped in ``OneVsRestClassifier``.
     max_length : int or None, default=None
         Truncate texts to this many tokens, in training and in prediction
         (``None``: the model's limit). Shorter is faster.
@@ -161,9 +171,13 @@ class FewShotTextClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     classes_ : ndarray
-        The class labels (any type), sorted.
+        The class labels (any type), sorted; for a multi-label fit the label
+        column indices, ``arange(n_labels)``.
+    multilabel_ : bool
+        Whether ``fit`` got a 2-D label indicator matrix.
     head_ : classifier
-        The fitted head.
+        The fitted head (for a multi-label fit, a ``OneVsRestClassifier`` of
+        ``head``).
     history_ : list of dict
         One record per epoch: mean loss, pairs, steps, trained blocks, seconds.
     n_pairs_ : int
@@ -200,6 +214,18 @@ class FewShotTextClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
     array(['pos', 'neg'], dtype='<U3')
     >>> clf.predict_proba(["a superb film"]).shape
     (1, 2)
+
+    Multi-label: one column per label (here "funny" and "scary"), 0/1 each.
+
+    >>> import numpy as np
+    >>> texts = ["a funny film", "a scary film", "a funny and scary film", "a dull film",
+    ...          "a hilarious show", "a frightening show", "a hilarious, frightening show",
+    ...          "a dull show"]
+    >>> y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]] * 2)
+    >>> clf = FewShotTextClassifier(pairs_per_sample=8, random_state=0).fit(texts, y)
+    >>> clf.predict(["a funny show", "a scary show"])
+    array([[1, 0],
+           [0, 1]])
     """
 
     _parameter_constraints = {
@@ -287,8 +313,13 @@ class FewShotTextClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
+        if y.ndim == 2:
+            return self._check_indicator(y, n_samples)
         if y.ndim != 1:
-            raise ValueError(f"{name} expects 1-D class labels, got y of shape {y.shape}.")
+            raise ValueError(
+                f"{name} expects 1-D class labels or a 2-D label indicator matrix, got y of "
+                f"shape {y.shape}."
+            )
         if len(y) != n_samples:
             raise ValueError(
                 f"X and y have inconsistent lengths: X has {n_samples} samples but y has "
@@ -330,17 +361,68 @@ class FewShotTextClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
             )
         return y, classes, codes
 
-    def _make_head(self):
+    def _check_indicator(self, y: np.ndarray, n_samples: int):
+        """Validate a multi-label indicator; return it, ``classes_`` and its bool copy."""
+        name = type(self).__name__
+        if len(y) != n_samples:
+            raise ValueError(
+                f"X and y have inconsistent lengths: X has {n_samples} samples but y has "
+                f"{len(y)} rows."
+            )
+        if y.dtype.kind not in "biuf":
+            raise ValueError(
+                f"{name} takes a 2-D y as a multi-label indicator of 0/1 (ints or bools); got "
+                f"values of dtype {y.dtype}. Binarize label sets with "
+                "sklearn.preprocessing.MultiLabelBinarizer."
+            )
+        binary = (y == 0) | (y == 1)
+        if not binary.all():
+            row, column = (int(i) for i in np.argwhere(~binary)[0])
+            raise ValueError(
+                f"y is a multi-label indicator and must hold only 0 and 1; column {column} "
+                f"holds {_plain(y[row, column])!r} (row {row})."
+            )
+        indicator = y.astype(bool)
+        positives = indicator.sum(axis=0)
+        few = np.flatnonzero(positives < 2)
+        if len(few):
+            columns = ", ".join(f"column {int(c)} ({int(positives[c])})" for c in few[:_MAX_LISTED])
+            more = f" and {len(few) - _MAX_LISTED} more" if len(few) > _MAX_LISTED else ""
+            raise ValueError(
+                f"{name} needs at least 2 positive samples of every label to form pairs "
+                f"sharing it; {len(few)} label column(s) have fewer: {columns}{more}. Add "
+                "examples of those labels or drop the columns."
+            )
+        full = np.flatnonzero(positives == n_samples)
+        if len(full):
+            raise ValueError(
+                f"Label column {int(full[0])} of y is 1 for every sample: there is nothing "
+                "to learn about it. Drop the column."
+            )
+        if not _has_disjoint_pair(indicator):
+            raise ValueError(
+                f"{name} needs negative pairs, two samples that share no label; in y every "
+                "two samples share one. Add samples without those labels."
+            )
+        return y, np.arange(y.shape[1]), indicator
+
+    def _make_head(self, multilabel: bool = False):
         if self.head is None:
             from sklearn.linear_model import LogisticRegression
 
-            return LogisticRegression(max_iter=1000)
-        if not is_classifier(self.head):
+            head = LogisticRegression(max_iter=1000)
+        elif not is_classifier(self.head):
             raise ValueError(
                 f"head must be a scikit-learn classifier; got {type(self.head).__name__}, "
                 "which is not (its estimator type is not 'classifier')."
             )
-        return clone(self.head)
+        else:
+            head = clone(self.head)
+        if multilabel:
+            from sklearn.multiclass import OneVsRestClassifier
+
+            return OneVsRestClassifier(head)
+        return head
 
     def _make_backend(self):
         from sktransfer._adapters.text import TextAdapter as TextBackend
@@ -357,8 +439,13 @@ class FewShotTextClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
         ----------
         X : sequence of str
             Texts (list, tuple, 1-D array, pandas Series or one-column DataFrame).
-        y : array-like of shape (n_samples,)
-            Class labels; every class needs at least 2 samples.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels; every class needs at least 2 samples. Or, for
+            multi-label classification, a binary indicator matrix of 0/1
+            (ints or bools; e.g. from ``MultiLabelBinarizer``) with at least 2
+            columns: every label needs at least 2 positive samples and at least
+            one negative, and some two samples must share no label. A
+            one-column 2-D ``y`` is read as 1-D class labels.
         sample_weight : array-like of shape (n_samples,), default=None
             Weights passed to the head's ``fit`` (the pairs are unweighted).
 
@@ -372,11 +459,13 @@ class FewShotTextClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
         if len(items) == 0:
             raise InvalidInputError(f"{type(self).__name__}.fit got an empty X; pass texts.")
         y, classes, codes = self._check_y(y, len(items))
-        head = self._make_head()
+        multilabel = codes.ndim == 2
+        head = self._make_head(multilabel)
         random_state = check_random_state(self.random_state)
         seed = int(random_state.randint(np.iinfo(np.int32).max))
-        if "random_state" in head.get_params() and head.get_params()["random_state"] is None:
-            head.set_params(random_state=seed)
+        inner = head.estimator if multilabel else head
+        if "random_state" in inner.get_params() and inner.get_params()["random_state"] is None:
+            inner.set_params(random_state=seed)
 
         from sktransfer._device import resolve_device
         from sktransfer.finetune._base import _amp_dtype, _release_memory, _seeded
@@ -398,10 +487,21 @@ class FewShotTextClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
                 param.requires_grad_(False)
             body.eval()
             features = self._embed(body, backend, items, device, precision)
-        fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
-        head.fit(features, y, **fit_params)
+        if sample_weight is None:
+            head.fit(features, y)
+        elif multilabel:  # OneVsRestClassifier passes fit parameters by metadata routing
+            from sklearn import config_context
+
+            with config_context(enable_metadata_routing=True):
+                head.estimator.set_fit_request(sample_weight=True)
+                head.fit(features, y, sample_weight=sample_weight)
+        else:
+            head.fit(features, y, sample_weight=sample_weight)
         self._body, self._backend = body, backend
         self.classes_ = classes
+        self.multilabel_ = multilabel
+        if multilabel:
+            self._indicator_dtype = y.dtype.str
         self.head_ = head
         self.history_ = history
         self.n_pairs_ = int(sum(record["n_pairs"] for record in history))
@@ -460,13 +560,22 @@ class FewShotTextClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples,)
+        ndarray of shape (n_samples,) or (n_samples, n_labels)
+            The classes; for a multi-label fit, the 0/1 indicator matrix of
+            the labels, of the dtype of the ``y`` given to ``fit``.
         """
+        if getattr(self, "multilabel_", False):
+            dtype = np.dtype(self._indicator_dtype)
+            predicted = self._head_output("predict", X, lambda k: np.empty((0, k)))
+            return np.asarray(predicted).astype(dtype, copy=False)
         return self._head_output("predict", X, lambda k: self.classes_[:0])
 
     @available_if(_head_has("predict_proba"))
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities from the head, columns in the order of ``classes_``.
+
+        For a multi-label fit, column ``j`` is the probability of label ``j``
+        (rows need not sum to 1).
 
         Parameters
         ----------
@@ -474,7 +583,7 @@ class FewShotTextClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples, n_classes)
+        ndarray of shape (n_samples, n_classes) or (n_samples, n_labels)
         """
         return self._head_output("predict_proba", X, lambda k: np.empty((0, k)))
 
@@ -494,9 +603,13 @@ class FewShotTextClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples,) for two classes, else (n_samples, n_classes)
+            For a multi-label fit, (n_samples, n_labels): one column per label.
         """
+        multilabel = getattr(self, "multilabel_", False)
         return self._head_output(
-            "decision_function", X, lambda k: np.empty((0,) if k == 2 else (0, k))
+            "decision_function",
+            X,
+            lambda k: np.empty((0,) if k == 2 and not multilabel else (0, k)),
         )
 
     def _head_output(self, method: str, X, empty) -> np.ndarray:
@@ -504,7 +617,10 @@ class FewShotTextClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
         features = self.embed(X)  # checks that the classifier is fitted
         if len(features) == 0:
             return empty(len(self.classes_))
-        return getattr(self.head_, method)(features)
+        output = getattr(self.head_, method)(features)
+        if getattr(self, "multilabel_", False):
+            output = np.asarray(output).reshape(len(features), len(self.classes_))
+        return output
 
     def __sklearn_tags__(self):
         tags = one_column_tags(super().__sklearn_tags__())
@@ -513,6 +629,7 @@ class FewShotTextClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
         tags.target_tags.required = True
         tags.non_deterministic = self.random_state is None
         tags.classifier_tags.multi_class = True
+        tags.classifier_tags.multi_label = True
         tags.classifier_tags.poor_score = True
         return tags
 
@@ -563,6 +680,8 @@ class FewShotTextClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
         arrays, numbers and strings (linear models, naive Bayes,
         discriminant analysis, nearest centroids...); a head with other state
         (trees, pipelines) raises ``SavedModelError``: pickle or joblib saves it.
+        A multi-label classifier saves its ``OneVsRestClassifier`` head as one
+        such head per label.
 
         Parameters
         ----------
@@ -635,13 +754,15 @@ class _ContrastiveTrainer:
         return max(2, wanted)
 
     def train(self, items: list, codes: np.ndarray, rng: np.random.Generator) -> list[dict]:
-        from sktransfer._pairs import plan_pair_batches
+        """Train on pairs of ``items``; ``codes``: class codes, or a 2-D bool label indicator."""
+        from sktransfer._pairs import plan_multilabel_pair_batches, plan_pair_batches
 
         est = self.est
         if self.freeze.lowest_trainable(est.epochs - 1) >= self.n_blocks:
             return []  # trainable_blocks=0: the pretrained features and the head
         n_pairs = self.n_pairs_per_epoch(len(items))
-        plans = [plan_pair_batches(codes, n_pairs, est.batch_size, rng) for _ in range(est.epochs)]
+        planner = plan_multilabel_pair_batches if codes.ndim == 2 else plan_pair_batches
+        plans = [planner(codes, n_pairs, est.batch_size, rng) for _ in range(est.epochs)]
         self._make_optimizer(sum(len(plan) for plan in plans))
         progress = self._progress(sum(len(plan) for plan in plans))
         history = []
@@ -744,13 +865,21 @@ class _ContrastiveTrainer:
 
 
 def _with_hard_negatives(embeddings, labels: np.ndarray, batch):
-    """The batch's positives, and as many negatives: the most similar pairs of different classes."""
+    """The batch's positives, and as many negatives: the most similar pairs of different classes.
+
+    ``labels``: the batch's class codes, or its rows of a 2-D label indicator
+    (negatives then are pairs that share no label).
+    """
     import torch
 
     device = embeddings.device
     n = len(labels)
     left, right = np.triu_indices(n, k=1)
-    different = labels[left] != labels[right]
+    if labels.ndim == 2:
+        indicator = labels.astype(np.float32)
+        different = (indicator @ indicator.T)[left, right] == 0
+    else:
+        different = labels[left] != labels[right]
     cand_left, cand_right = left[different], right[different]
     with torch.no_grad():
         sims = (embeddings[cand_left] * embeddings[cand_right]).sum(dim=1)
@@ -769,6 +898,23 @@ def _with_hard_negatives(embeddings, labels: np.ndarray, batch):
 
 def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _has_disjoint_pair(indicator: np.ndarray, chunk: int = 512) -> bool:
+    """Whether two rows of the bool ``indicator`` share no label (a negative pair exists).
+
+    Compares the distinct label sets only, ``chunk`` at a time, and stops at
+    the first disjoint pair: memory ``chunk * n_sets``, never ``n²``.
+    """
+    if len(indicator) < 2:
+        return False
+    if (~indicator.any(axis=1)).any():
+        return True  # a sample without labels and any other sample
+    sets = np.unique(indicator, axis=0).astype(np.float32)  # none empty: none disjoint from itself
+    for start in range(0, len(sets), chunk):
+        if ((sets[start : start + chunk] @ sets.T) == 0).any():
+            return True
+    return False
 
 
 # -------------------------------------------------------------- save/load
@@ -826,13 +972,59 @@ def _head_state(head) -> tuple[dict, dict]:
     return scalars, arrays
 
 
+def _one_vs_rest_state(ovr, arrays: dict) -> dict:
+    """A fitted ``OneVsRestClassifier`` head: its JSON part; its arrays go into ``arrays``.
+
+    Array names are prefixed: ``estimators_.<i>.<name>`` (the per-label
+    heads) and ``label_binarizer_.<name>``.
+    """
+    estimators = []
+    for i, estimator in enumerate(ovr.estimators_):
+        if type(estimator) is not type(ovr.estimator):
+            raise SavedModelError(
+                f"The multi-label head's estimator for label {i} is a "
+                f"{type(estimator).__name__}, not a fitted {type(ovr.estimator).__name__}; it "
+                "cannot be saved without pickle. Save the classifier with joblib.dump instead."
+            )
+        scalars, own = _head_state(estimator)
+        estimators.append(scalars)
+        arrays.update({f"estimators_.{i}.{name}": value for name, value in own.items()})
+    binarizer = ovr.label_binarizer_
+    scalars, own = _head_state(binarizer)
+    arrays.update({f"label_binarizer_.{name}": value for name, value in own.items()})
+    return {
+        "params": {
+            k: _json_value(v) for k, v in ovr.get_params(deep=False).items() if k != "estimator"
+        },
+        "estimators": estimators,
+        "label_binarizer": {
+            "params": {k: _json_value(v) for k, v in binarizer.get_params().items()},
+            "fitted": scalars,
+        },
+        "n_features_in_": int(ovr.n_features_in_),
+    }
+
+
+def _set_fitted(obj, scalars: dict) -> None:
+    """Set the JSON-saved fitted attributes ``scalars`` (see :func:`_head_state`) on ``obj``."""
+    for name, value in scalars.items():
+        if isinstance(value, dict) and "__array__" in value:
+            spec = value["__array__"]
+            value = np.asarray(spec["values"], dtype=np.dtype(spec["dtype"]))
+        else:
+            value = _from_json(value)
+        setattr(obj, name, value)
+
+
 def _save(est: FewShotTextClassifier, folder: Path) -> None:
     from safetensors.numpy import save_file
 
     from sktransfer._quiet import quiet_libraries
 
     check_is_fitted(est)
-    head = est.head_
+    multilabel = getattr(est, "multilabel_", False)
+    ovr = est.head_ if multilabel else None
+    head = ovr.estimator if multilabel else est.head_
     if not type(head).__module__.startswith("sklearn."):
         raise SavedModelError(
             f"save stores scikit-learn heads only; the head is {type(head).__module__}."
@@ -850,7 +1042,11 @@ def _save(est: FewShotTextClassifier, folder: Path) -> None:
             f"The head {type(head).__name__} has a parameter of type {exc} that cannot be "
             "saved without pickle; save the classifier with joblib.dump instead."
         ) from None
-    scalars, arrays = _head_state(head)
+    if multilabel:
+        scalars, arrays = {}, {}
+        one_vs_rest = _one_vs_rest_state(ovr, arrays)
+    else:
+        scalars, arrays = _head_state(head)
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -872,6 +1068,10 @@ def _save(est: FewShotTextClassifier, folder: Path) -> None:
             "model_reference_": est.model_reference_,
         },
     }
+    if multilabel:
+        config["head"]["one_vs_rest"] = one_vs_rest
+        config["fitted"]["multilabel_"] = True
+        config["fitted"]["indicator_dtype"] = est._indicator_dtype
     folder.mkdir(parents=True, exist_ok=True)
     body = est._network()
     with quiet_libraries():
@@ -930,13 +1130,7 @@ def _load(cls, folder: Path, device: str):
         head = head_cls(**head_params)
     except TypeError as exc:
         raise _bad(config_file, "head.params", str(exc)) from exc
-    for name, value in head_config["fitted"].items():
-        if isinstance(value, dict) and "__array__" in value:
-            spec = value["__array__"]
-            value = np.asarray(spec["values"], dtype=np.dtype(spec["dtype"]))
-        else:
-            value = _from_json(value)
-        setattr(head, name, value)
+    _set_fitted(head, head_config["fitted"])
     weights_file = folder / "head.safetensors"
     try:
         arrays = load_file(str(weights_file))
@@ -944,10 +1138,16 @@ def _load(cls, folder: Path, device: str):
         raise _bad(
             weights_file, "whole file", f"missing, truncated or not safetensors ({exc})"
         ) from exc
-    for name, value in arrays.items():
+    for name in arrays:
         if not name.endswith("_"):
             raise _bad(weights_file, f"tensor {name}", "not a fitted attribute")
-        setattr(head, name, value)
+    if "one_vs_rest" in head_config:
+        head = _load_one_vs_rest(
+            head_config["one_vs_rest"], head_cls, head_params, arrays, config_file
+        )
+    else:
+        for name, value in arrays.items():
+            setattr(head, name, value)
 
     est = cls(**params, head=head_cls(**head_params) if head_config.get("given") else None)
     fitted = config["fitted"]
@@ -958,6 +1158,13 @@ def _load(cls, folder: Path, device: str):
     est.model_source_ = fitted["model_source_"]
     est.model_reference_ = fitted["model_reference_"]
     est.n_features_in_ = 1
+    est.multilabel_ = bool(fitted.get("multilabel_", False))
+    if est.multilabel_:
+        if "one_vs_rest" not in head_config or "indicator_dtype" not in fitted:
+            raise _bad(
+                config_file, "fitted.multilabel_", "set, but the multi-label head is missing"
+            )
+        est._indicator_dtype = fitted["indicator_dtype"]
     head_classes = getattr(head, "classes_", None)
     if head_classes is not None and not np.array_equal(np.asarray(head_classes), est.classes_):
         raise _bad(config_file, "head.fitted.classes_", "differs from fitted.classes_")
@@ -975,3 +1182,35 @@ def _load(cls, folder: Path, device: str):
     est.device_ = device
     est.precision_ = resolve_precision(est.precision, device, owner=cls.__name__)
     return est
+
+
+def _load_one_vs_rest(spec: dict, head_cls, head_params: dict, arrays: dict, config_file: Path):
+    """Rebuild the fitted ``OneVsRestClassifier`` that :func:`_one_vs_rest_state` saved."""
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.preprocessing import LabelBinarizer
+
+    try:
+        estimators = []
+        for i, scalars in enumerate(spec["estimators"]):
+            estimator = head_cls(**head_params)
+            _set_fitted(estimator, scalars)
+            prefix = f"estimators_.{i}."
+            for name, value in arrays.items():
+                if name.startswith(prefix):
+                    setattr(estimator, name[len(prefix) :], value)
+            estimators.append(estimator)
+        binarizer = LabelBinarizer(**spec["label_binarizer"]["params"])
+        _set_fitted(binarizer, spec["label_binarizer"]["fitted"])
+        for name, value in arrays.items():
+            if name.startswith("label_binarizer_."):
+                setattr(binarizer, name[len("label_binarizer_.") :], value)
+        params = {k: _from_json(v) for k, v in spec["params"].items()}
+        ovr = OneVsRestClassifier(head_cls(**head_params), **params)
+        n_features = int(spec["n_features_in_"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _bad(config_file, "head.one_vs_rest", f"cannot be rebuilt ({exc!r})") from exc
+    ovr.estimators_ = estimators
+    ovr.label_binarizer_ = binarizer
+    ovr.classes_ = binarizer.classes_
+    ovr.n_features_in_ = n_features
+    return ovr
