@@ -281,7 +281,6 @@ def runner(
     precision rules chose. One runner per (export, backend, threads, precision)
     is kept for the process.
     """
-    check_available(backend)
     if precision != "float32" and backend != "openvino":
         raise ValueError(f"backend={backend!r} computes in float32 only, not {precision}.")
     key = export_key(fingerprint)
@@ -291,6 +290,7 @@ def runner(
         if found is not None:
             _RUNNERS.move_to_end(slot)
             return found
+    check_available(backend)  # once per runner made, not on every batch of transforms
     if precision != "float32":
         exact = runner(
             body,

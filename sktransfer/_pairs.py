@@ -80,47 +80,15 @@ def plan_pair_batches(
     n_classes = len(counts)
     if n_classes < 2 or counts.min() < 2:
         raise ValueError("plan_pair_batches needs >= 2 classes of >= 2 samples each")
-    batch_size = max(2, int(batch_size))
-    k = samples_per_class(n_classes, batch_size)
-    p = max(2, min(n_classes, batch_size // k))  # classes per batch: negatives need two
     # Members of every class in a shuffled order, one array: class c is
-    # members[starts[c]:starts[c + 1]]; a cursor per class walks it cyclically.
+    # members[starts[c]:starts[c + 1]].
     members = np.lexsort((rng.random(len(codes)), codes))
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    cursor = np.zeros(n_classes, dtype=np.int64)
-    class_cycle = rng.permutation(n_classes)
-    class_pos = 0
 
-    batches: list[PairBatch] = []
-    remaining = int(n_pairs) // 2 * 2  # balanced: an even number
-    while remaining >= 2:
-        chosen = []
-        for _ in range(p):
-            if class_pos == n_classes:
-                class_cycle, class_pos = rng.permutation(n_classes), 0
-            c = int(class_cycle[class_pos])
-            class_pos += 1
-            take = min(k, int(counts[c]))
-            idx = (cursor[c] + np.arange(take)) % counts[c]
-            cursor[c] = (cursor[c] + take) % counts[c]
-            chosen.append(members[starts[c] + idx])
-        rows = np.concatenate(chosen)
-        _, first = np.unique(rows, return_index=True)  # a class met twice in one batch
-        rows = rows[np.sort(first)]
+    def same_of(rows: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         labels = codes[rows]
-        left, right = np.triu_indices(len(rows), k=1)
-        same = labels[left] == labels[right]
-        pos, neg = np.flatnonzero(same), np.flatnonzero(~same)
-        half = min(len(pos), len(neg), remaining // 2)
-        if half == 0:  # pragma: no cover - every batch has 2 classes of >= 2 samples
-            break
-        pick = np.concatenate(
-            [rng.choice(pos, half, replace=False), rng.choice(neg, half, replace=False)]
-        )
-        pick = pick[rng.permutation(len(pick))]
-        batches.append(PairBatch(rows, left[pick], right[pick], same[pick]))
-        remaining -= 2 * half
-    return batches
+        return labels[left] == labels[right]
+
+    return _plan_groups(members, counts, same_of, n_pairs, batch_size, rng)
 
 
 def plan_multilabel_pair_batches(
@@ -177,8 +145,24 @@ def plan_multilabel_pair_batches(
         label_of = np.concatenate([label_of, np.full(len(unlabeled), n_labels)])
         sample = np.concatenate([sample, unlabeled])
         counts = np.concatenate([counts, [len(unlabeled)]])
-    n_groups = len(counts)
     members = sample[np.lexsort((rng.random(len(sample)), label_of))]
+
+    def same_of(rows: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        labels = indicator[rows].astype(np.float32)
+        return (labels @ labels.T)[left, right] > 0
+
+    return _plan_groups(members, counts, same_of, n_pairs, batch_size, rng)
+
+
+def _plan_groups(members, counts, same_of, n_pairs: int, batch_size: int, rng) -> list[PairBatch]:
+    """The batches of both planners: groups visited in a shuffled cycle, balanced pairs.
+
+    Group ``g`` is ``members[starts[g]:starts[g + 1]]`` (its samples in a
+    shuffled order; ``counts[g]`` of them), walked cyclically by a cursor.
+    ``same_of(rows, left, right)`` says which pairs of a batch are positive.
+    The plan ends early when a whole cycle of batches finds no balanced pair.
+    """
+    n_groups = len(counts)
     starts = np.concatenate([[0], np.cumsum(counts)])
     cursor = np.zeros(n_groups, dtype=np.int64)
     batch_size = max(2, int(batch_size))
@@ -202,11 +186,10 @@ def plan_multilabel_pair_batches(
             cursor[g] = (cursor[g] + take) % counts[g]
             chosen.append(members[starts[g] + idx])
         rows = np.concatenate(chosen)
-        _, first = np.unique(rows, return_index=True)  # a sample in two of the groups
+        _, first = np.unique(rows, return_index=True)  # a sample met twice in one batch
         rows = rows[np.sort(first)]
-        labels = indicator[rows].astype(np.float32)
         left, right = np.triu_indices(len(rows), k=1)
-        same = (labels @ labels.T)[left, right] > 0
+        same = same_of(rows, left, right)
         pos, neg = np.flatnonzero(same), np.flatnonzero(~same)
         half = min(len(pos), len(neg), remaining // 2)
         if half == 0:

@@ -373,11 +373,16 @@ def resolve_precision(
         reason = f"reduced precision is not supported on {device!r} by sktransfer"
     if reason is None:
         return Precision(precision, "requested")
+    return _fall_back(owner, precision, reason)
+
+
+def _fall_back(owner: str, precision: str, reason: str) -> Precision:
+    """float32 instead of ``precision``, with a :class:`PrecisionWarning` saying why."""
     warnings.warn(
         f"{owner}: precision={precision!r} is not used because {reason}; "
         "computing in float32 instead.",
         PrecisionWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
     return Precision("float32", f"requested {precision}, but {reason}")
 
@@ -400,13 +405,7 @@ def backend_precision(precision: str, backend: str, *, owner: str = "The encoder
     if precision == "float32":
         return Precision("float32", "requested")
     reason = f"backend={backend!r} computes in float32 (use backend='torch' for {precision})"
-    warnings.warn(
-        f"{owner}: precision={precision!r} is not used because {reason}; "
-        "computing in float32 instead.",
-        PrecisionWarning,
-        stacklevel=3,
-    )
-    return Precision("float32", f"requested {precision}, but {reason}")
+    return _fall_back(owner, precision, reason)
 
 
 def autocast(precision: str, device: str):
