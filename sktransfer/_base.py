@@ -25,6 +25,7 @@ the model *reference* instead of its weights -- lives here once.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
 import threading
@@ -228,9 +229,15 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         backend = self._backend_in_use()
         if backend == "torch":
             return network
-        import torch
+        from sktransfer import _lean, _onnx
 
-        from sktransfer import _onnx
+        threads = resolve_n_threads(getattr(self, "n_threads", None))
+        precision = str(precision or self.precision_)
+        if _lean.is_lean(network):  # started from a start record: no torch
+            return _onnx.stored_runner(
+                network.export, network.export_key, network.inputs, backend, threads, precision
+            )
+        import torch
 
         identity = getattr(self, "_weights_identity", None) or ""
         return _onnx.runner(
@@ -238,10 +245,10 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
             self._adapter,
             self._fingerprint(identity or None, export=True),
             cache=self.cache,
-            threads=resolve_n_threads(getattr(self, "n_threads", None)) or torch.get_num_threads(),
+            threads=threads or torch.get_num_threads(),
             on_disk=identity.startswith("sha256:"),
             backend=backend,
-            precision=str(precision or self.precision_),
+            precision=precision,
         )
 
     def _backend_in_use(self) -> str:
@@ -311,6 +318,15 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
             identity = getattr(self, "_weights_identity", None) or _fingerprint.model_identity(
                 self.model_source_, self.model_reference_
             )
+        return _fingerprint.fingerprint(
+            type(self).__name__,
+            identity,
+            self.embedding_dim_,
+            self._fingerprint_params(identity, export=export),
+        ).hex()
+
+    def _fingerprint_params(self, identity: str, *, export: bool = False) -> dict:
+        """The parameters in the fingerprint, given the weights' identity."""
         params = self._output_params()
         if identity.startswith("sha256:"):
             for name in self._weights_params:
@@ -321,12 +337,7 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
             params.pop("backend", None)
         elif "precision" in params:  # the precision that runs ("auto" and fallbacks resolved)
             params["precision"] = str(self.precision_)
-        return _fingerprint.fingerprint(
-            type(self).__name__,
-            identity,
-            self.embedding_dim_,
-            params,
-        ).hex()
+        return params
 
     # ------------------------------------------------------------ sklearn API
     @_fit_context(prefer_skip_nested_validation=True)
@@ -375,7 +386,7 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
             self._input_name = None
         self.device_ = self._resolve_device()
         self.backend_ = getattr(self, "backend", "torch")
-        network, source, reference, identity = self._shared_load(self.device_)
+        network, source, reference, identity = self._load_network(self.device_)
         self._network = network
         self.model_source_ = source
         self.model_reference_ = reference
@@ -386,6 +397,30 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         self.model_fingerprint_ = self._fingerprint(identity)
         if self.backend_ != "torch":
             self._runner()  # export (or find the export) now: errors belong to fit
+            from sktransfer import _lean
+
+            if not _lean.is_lean(network) and identity.startswith("sha256:"):
+                self._write_start_record(network)
+
+    def _load_network(self, device: str):
+        """``(network, source, reference, identity)``: from a start record, else loaded.
+
+        With ``backend="onnx"`` / ``"openvino"`` on the CPU, an encoder whose
+        export was made and checked before starts from its start record
+        without importing torch (see ``sktransfer._lean``).
+        """
+        if self._backend_in_use() != "torch" and device == "cpu":
+            started = self._start_from_record()
+            if started is not None:
+                return started
+        return self._shared_load(device)
+
+    def _start_from_record(self):
+        """``(network, source, reference, identity)`` from a start record, or None (hook)."""
+        return None
+
+    def _write_start_record(self, network) -> None:
+        """Write the start record of the export just checked (hook; see ``sktransfer._lean``)."""
 
     def _resolve_device(self) -> str:
         """``device`` resolved; the ONNX backends run on the CPU (``"auto"`` picks it)."""
@@ -394,8 +429,10 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
             return resolve_device(self.device)
         from sktransfer import _onnx
 
-        _onnx.check_available(backend)
-        device = resolve_device("cpu" if self.device == "auto" else self.device)
+        _onnx.check_runtime(backend)
+        if self.device in ("auto", "cpu"):
+            return "cpu"  # without asking torch: a start from a record never imports it
+        device = resolve_device(self.device)
         if not device.startswith("cpu"):
             raise ValueError(
                 f"backend={backend!r} runs on the CPU, but device={self.device!r} "
@@ -598,8 +635,11 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         return network
 
     def _reload(self):
-        device = device_after_unpickling(self.device, self.device_)
-        network, source, reference, identity = self._shared_load(device)
+        if self._backend_in_use() != "torch" and self.device_ == "cpu":
+            device = "cpu"  # the runtimes' CPU, found without importing torch
+        else:
+            device = device_after_unpickling(self.device, self.device_)
+        network, source, reference, identity = self._load_network(device)
         if int(self._output_dim(network)) != self.embedding_dim_:
             raise InvalidInputError(
                 f"The reloaded model gives {self._output_dim(network)} features but the "
@@ -667,7 +707,7 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         run = self._runner(precision=precision)
         out = np.empty((len(items), self.embedding_dim_), dtype=np.float32)
         for rows, batch in adapter.inference_batches(items, len(items)):
-            out[rows] = run(batch).float().numpy()
+            out[rows] = run.numpy(batch)
         return out
 
     def _inference_context(self):
@@ -679,6 +719,10 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         """
         if self.device_.startswith("cpu"):
             tune_malloc()
+        from sktransfer import _lean
+
+        if _lean.is_lean(self.__dict__.get("_network")):  # the runtime has its own threads
+            return contextlib.nullcontext()
         return torch_threads(getattr(self, "n_threads", None))
 
     def _show_progress(self, n_items: int) -> bool:

@@ -52,10 +52,15 @@ MIN_COSINE = 0.9999
 
 def check_available(backend: str = "onnx") -> None:
     """Raise an ImportError naming the extra when the runtime or the exporter is missing."""
+    check_runtime(backend)
     purpose = f"backend={backend!r}"
-    import_optional(_RUNTIMES[backend], f"{purpose} (running the exported model)")
     import_optional("onnx", f"{purpose} (exporting the model)")
     import_optional("onnxscript", f"{purpose} (exporting the model)")
+
+
+def check_runtime(backend: str = "onnx") -> None:
+    """Raise an ImportError naming the extra when the runtime is missing."""
+    import_optional(_RUNTIMES[backend], f"backend={backend!r} (running the exported model)")
 
 
 def export_folder(cache) -> Path:
@@ -96,17 +101,22 @@ def _split(batch) -> tuple[list[str], list, dict]:
 
 
 def _feeds(batch, names: list[str]) -> dict[str, np.ndarray]:
-    import torch
-
-    if isinstance(batch, torch.Tensor):
-        return {names[0]: np.ascontiguousarray(batch.detach().cpu().numpy())}
+    """The runtime's inputs: numpy arrays, from torch tensors or numpy arrays."""
+    if not hasattr(batch, "keys"):  # one tensor or array (images)
+        return {names[0]: _as_array(batch)}
     missing = [name for name in names if name not in batch]
     if missing:
         raise BackendError(
             f"The exported model takes inputs {names} but the batch has no {missing}; "
             "this model's preprocessing changed since the export. Use backend='torch'."
         )
-    return {name: np.ascontiguousarray(batch[name].detach().cpu().numpy()) for name in names}
+    return {name: _as_array(batch[name]) for name in names}
+
+
+def _as_array(value) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return np.ascontiguousarray(value)
+    return np.ascontiguousarray(value.detach().cpu().numpy())  # a torch tensor
 
 
 def _positional(body, names: list[str], constants: dict, is_dict: bool):
@@ -193,11 +203,15 @@ class OnnxRunner:
         self.source = source  # the file run, or "memory"
         self.model = model  # its path, or the ONNX bytes
 
+    def numpy(self, batch) -> np.ndarray:
+        """Features of a batch (torch tensors or numpy arrays) as a float32 array."""
+        (out,) = self.session.run(["features"], _feeds(batch, self.names))
+        return np.asarray(out, dtype=np.float32)
+
     def __call__(self, batch):
         import torch
 
-        (out,) = self.session.run(["features"], _feeds(batch, self.names))
-        return torch.from_numpy(out)
+        return torch.from_numpy(self.numpy(batch))
 
 
 class OpenVinoRunner:
@@ -211,14 +225,18 @@ class OpenVinoRunner:
         self.precision = precision
         self._local = threading.local()
 
-    def __call__(self, batch):
-        import torch
-
+    def numpy(self, batch) -> np.ndarray:
+        """Features of a batch (torch tensors or numpy arrays) as a float32 array."""
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self.compiled.create_infer_request()
         result = request.infer(_feeds(batch, self.names))
-        return torch.from_numpy(np.array(result[self.compiled.output(0)], dtype=np.float32))
+        return np.array(result[self.compiled.output(0)], dtype=np.float32)
+
+    def __call__(self, batch):
+        import torch
+
+        return torch.from_numpy(self.numpy(batch))
 
 
 _RUNNERS: OrderedDict = OrderedDict()
@@ -335,7 +353,7 @@ def runner(
         os.rename(folder / key, damaged)
         warnings.warn(
             f"The stored ONNX export {model} could not be used "
-            f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}); "
+            f"({type(exc).__name__}: {_first_line(exc)}); "
             f"it was moved to {damaged} and the model exported again.",
             UserWarning,
             stacklevel=2,
@@ -344,6 +362,40 @@ def runner(
         made = _start(backend, model, threads, names, str(model))
         _check(made, body, adapter, items, backend)
     return _keep(slot, made)
+
+
+def stored_runner(
+    model: Path, key: str, names: list[str], backend: str, threads: int | None, precision: str
+):
+    """The ``backend`` runner of an export checked in an earlier process (no torch).
+
+    Used by encoders started from a start record (``sktransfer._lean``), which
+    verified the file's hash; shares the runners ``runner`` keeps.
+    """
+    if precision != "float32" and backend != "openvino":
+        raise ValueError(f"backend={backend!r} computes in float32 only, not {precision}.")
+    threads = threads or _default_threads()
+    slot = (key, backend, threads, precision)
+    with _RUNNERS_LOCK:
+        found = _RUNNERS.get(slot)
+        if found is not None:
+            _RUNNERS.move_to_end(slot)
+            return found
+    check_runtime(backend)
+    return _keep(slot, _start(backend, model, threads, list(names), str(model), precision))
+
+
+def _default_threads() -> int:
+    """torch's default intra-op thread count, without importing torch.
+
+    ``OMP_NUM_THREADS`` when set, else the physical cores this process may use.
+    """
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    import joblib
+
+    return max(1, joblib.cpu_count(only_physical_cores=True))
 
 
 def _keep(slot: tuple, made):
@@ -373,7 +425,7 @@ def _check(made, body, adapter, items: list, backend: str = "onnx") -> None:
                 raise BackendError(
                     f"The ONNX export of this model fails on inputs of another shape "
                     f"under backend={backend!r} ({type(exc).__name__}: "
-                    f"{str(exc).strip().splitlines()[0]}). Use backend='torch'."
+                    f"{_first_line(exc)}). Use backend='torch'."
                 ) from exc
             if got.shape != expected.shape:
                 raise BackendError(
@@ -387,6 +439,11 @@ def _check(made, body, adapter, items: list, backend: str = "onnx") -> None:
             f"what the torch model does (smallest cosine {worst:.6f} < {MIN_COSINE} on the "
             "probe batch); the export is not used. Use backend='torch'."
         )
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else "no message"
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

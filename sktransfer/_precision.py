@@ -167,7 +167,14 @@ def cpu_capabilities() -> dict[str, bool | None]:
     --------
     >>> sorted(cpu_capabilities())
     ['amx_bf16', 'avx2', 'avx512_bf16']
+
+    On Linux x86 the kernel's list (``/proc/cpuinfo``, which names only what the
+    CPU has and the kernel enabled) answers without importing torch; elsewhere
+    torch's own checks answer.
     """
+    flags = _linux_cpu_flags()
+    if flags is not None:
+        return {key: key in flags for key in ("avx2", "avx512_bf16", "amx_bf16")}
     import torch
 
     found: dict[str, bool | None] = {}
@@ -245,6 +252,20 @@ def mean_cosine(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     cos = np.einsum("ij,ij->i", a, b) / np.where(norms > 0, norms, 1.0)
     cos = np.where(norms > 0, cos, 1.0)
     return float(cos.mean()), float(cos.min())
+
+
+@functools.cache
+def _linux_cpu_flags() -> frozenset[str] | None:
+    """The x86 feature flags of ``/proc/cpuinfo`` (None where there is no such list)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
+            for line in file:
+                name, _, value = line.partition(":")
+                if name.strip() == "flags":
+                    return frozenset(value.split())
+    except OSError:
+        return None
+    return None
 
 
 def _probe_cosine(probe: Callable[[str], np.ndarray], key, device: str) -> float:

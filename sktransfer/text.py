@@ -380,8 +380,33 @@ class TextEncoder(AdaptiveEncoder):
 
     @property
     def model_(self):
-        """The loaded sentence-transformers model (reloaded on first use after unpickling)."""
-        return self._body().st
+        """The loaded sentence-transformers model (reloaded on first use after unpickling).
+
+        An encoder started from its export's start record (``backend="onnx"``
+        or ``"openvino"``, see docs/speed.md) has not loaded it; it is loaded
+        here, on first use.
+        """
+        from sktransfer import _lean
+
+        network = self._body()
+        if _lean.is_lean(network):
+            network = self._shared_load(self.device_)[0]
+        return network.st
+
+    def _start_from_record(self):
+        from sktransfer import _lean
+
+        return _lean.start_text(self)
+
+    def _write_start_record(self, network) -> None:
+        from sktransfer import _lean, _onnx
+
+        identity = self._weights_identity
+        key = _onnx.export_key(self._fingerprint(identity, export=True))
+        export = _onnx.export_folder(self.cache) / key / "model.onnx"
+        runner = self._runner(precision="float32")
+        if export.is_file() and getattr(runner, "source", None) == str(export):
+            _lean.write_text_record(self, network, export, runner.names)
 
     def _after_load(self, network):
         super()._after_load(network)
@@ -391,7 +416,7 @@ class TextEncoder(AdaptiveEncoder):
         self._adapter.prompt = self.prompt_
 
     def _encode(self, texts, failed, labels=None):
-        network = self.model_
+        network = self._body().st
         # Duplicates are encoded once; `inverse` maps every input back to its row.
         unique, inverse = _unique_with_inverse(texts)
         chunk = self.long_texts == "chunk"
@@ -415,12 +440,17 @@ class TextEncoder(AdaptiveEncoder):
 
     def _forward(self, network, texts: list[str], lengths: np.ndarray) -> np.ndarray:
         """Embeddings of ``texts`` (row i for text i), in batches sorted by token length."""
-        import torch
-
         body, adapter = self._runner(), self._adapter
         embeddings = np.empty((len(texts), self.embedding_dim_), dtype=np.float32)
         batches = adapter.inference_batches(texts, self.batch_size, lengths=lengths)
         batches = self._progress(batches, len(texts))
+        if not isinstance(body, _torch_module()):  # an ONNX/OpenVINO runner: numpy in and out
+            for rows, features in batches:
+                out = body.numpy(features)
+                embeddings[rows] = _unit_rows(out) if self.normalize else out
+            return embeddings
+        import torch
+
         with torch.inference_mode(), autocast(self.precision_, self.device_):
             for rows, features in batches:
                 out = body(adapter.to_device(features, self.device_))
@@ -481,11 +511,32 @@ class TextEncoder(AdaptiveEncoder):
         finally:
             _TRUNCATED.reset(token)
         if found:
-            warn_truncated("TextEncoder", sorted(found), self.model_, encoder=True)
+            warn_truncated("TextEncoder", sorted(found), self._body().st, encoder=True)
+
+
+def _torch_module() -> type:
+    """``torch.nn.Module`` when torch is imported; a class nothing is an instance of, else."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch.nn.Module if torch is not None else _NoClass
+
+
+class _NoClass:
+    pass
+
+
+def _unit_rows(rows: np.ndarray) -> np.ndarray:
+    """``rows`` scaled to unit L2 length, as ``torch.nn.functional.normalize`` does."""
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return (rows / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def _normalizes(network) -> bool:
     """Whether the model's last module scales embeddings to unit length."""
+    known = getattr(network, "normalizes", None)
+    if isinstance(known, bool):  # a stand-in started from a start record
+        return known
     children = getattr(network, "children", None)
     modules = list(children()) if callable(children) else []
     return bool(modules) and type(modules[-1]).__name__ == "Normalize"

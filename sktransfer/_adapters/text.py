@@ -224,6 +224,9 @@ def apply_max_length(network, max_length: int | None, reference: str) -> None:
 
 
 def _position_limit(network) -> int | None:
+    known = getattr(network, "position_limit", None)  # a stand-in (sktransfer._lean)
+    if isinstance(known, int):
+        return known
     try:
         return int(network[0].auto_model.config.max_position_embeddings)
     except (AttributeError, IndexError, TypeError, KeyError):
