@@ -146,7 +146,10 @@ class TextEncoder(AdaptiveEncoder):
         (a cosine below 0.9999 on a fixed probe batch). "onnx" computes in
         float32 whatever ``precision`` says ("auto" picks it without a
         warning); "openvino" follows ``precision`` as torch does, its own
-        float32 and bfloat16 outputs compared by the probe for "auto".
+        float32 and bfloat16 outputs compared by the probe for "auto". Once
+        an export has passed its check, a later ``fit`` of an equal encoder
+        (in any process) starts from it without importing torch: quick cold
+        starts for the command line and small jobs (``docs/speed.md``).
     adapt : {None, "contrastive"}, default=None
         Adapt the pretrained body to unlabelled target texts in ``fit``
         (``fit(X, sample_domain=...)``, negative domain = target; see

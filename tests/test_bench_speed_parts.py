@@ -25,11 +25,20 @@ def test_cold_start_goal_is_met_only_at_half_of_embetters_time():
     text = cold_start.render(
         _cold({"text/ours": [2.0, 2.1, 2.2], "text/embetter": [5.0, 5.1, 5.2]}), META
     )
-    assert "text: ours takes 0.41× embetter's time, faster than embetter beyond" in text
+    assert "text, default settings: ours takes 0.41× embetter's time, faster than" in text
     assert "(goal ≤ 0.5×: met)" in text
-    assert "image: ours takes 1.00× embetter's time, a tie with embetter" in text
+    assert "image, default settings: ours takes 1.00× embetter's time, a tie with" in text
     assert "(goal ≤ 0.5×: not met)" in text
     assert "AVX-512 BF16 no" in text
+
+
+def test_cold_start_judges_the_onnx_start_on_its_own():
+    text = cold_start.render(
+        _cold({"image/ours-onnx": [1.5, 1.6, 1.7], "image/embetter": [5.0, 5.1, 5.2]}), META
+    )
+    assert "image, backend='onnx': ours takes 0.31× embetter's time, faster than" in text
+    assert "text, backend='onnx': ours takes 1.00× embetter's time" in text
+    assert "export stored earlier" in text and "first run, exports" in text
 
 
 def _trained(trained_in: str, fit_s: list, loss: list) -> list:
