@@ -356,9 +356,9 @@ def text_reference(model: str, revision: str | None) -> tuple[str, str] | None:
     """``(source, reference)`` the torch path would load, found without torch, or None.
 
     A local folder; the Hugging Face cache's snapshot; the packaged copy when
-    the Hub is off (``HF_HUB_OFFLINE``). Anything else (the Hub itself, a
-    path that does not exist) is left to the torch path, which also gives the
-    errors.
+    the Hub is off (``HF_HUB_OFFLINE``), unreachable or without the model, in
+    the torch path's order. A model the Hub would download, and a path that
+    does not exist, are left to the torch path (which also gives the errors).
     """
     from sktransfer import _hub
 
@@ -370,11 +370,12 @@ def text_reference(model: str, revision: str | None) -> tuple[str, str] | None:
     snapshot = _hub.hf_snapshot_folder(model, revision)
     if snapshot is not None:
         return "hf-cache", str(snapshot)
-    if _hub.hub_offline() and model in _hub._PACKAGED_TEXT:
-        folder = _hub.packaged_text_model_dir(model)
-        if folder is not None:
-            return "package", str(folder)
-    return None
+    if model not in _hub._PACKAGED_TEXT:
+        return None
+    if not _hub.hub_offline() and _hub._hub_status(model, revision)[0] == "ok":
+        return None  # the torch path downloads it from the Hub
+    folder = _hub.packaged_text_model_dir(model)
+    return None if folder is None else ("package", str(folder))
 
 
 def start_text(encoder):

@@ -67,6 +67,8 @@ def export_folder(cache) -> Path:
     """Where exports are kept: beside a folder cache when writable, else the data home."""
     if cache is not None and not (isinstance(cache, str) and cache == "memory"):
         folder = Path(cache).expanduser()
+        with contextlib.suppress(OSError):  # the store makes it too, on first use
+            folder.mkdir(parents=True, exist_ok=True)
         if folder.is_dir() and os.access(folder, os.W_OK):
             return folder / "onnx"
     from sktransfer.datasets import get_data_home

@@ -373,7 +373,33 @@ def test_a_started_openvino_encoder_runs_the_bfloat16_probe(tiny_text_model, mon
     assert "probe batch (mean cosine" in encoder.precision_.reason
     reference = _encoder(tiny_text_model, precision="float32").fit_transform(TEXTS[:6])
     got = encoder.transform(TEXTS[:6])
-    cosine = (got * reference).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(
-        reference, axis=1
+    cosine = (
+        (got * reference).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(reference, axis=1)
     )
     assert cosine.min() > 0.99
+
+
+@pytest.mark.parametrize(
+    ("offline", "hub", "expected"),
+    [
+        (True, "ok", "package"),
+        (False, "unreachable", "package"),
+        (False, "missing", "package"),
+        (False, "ok", None),  # the torch path downloads it
+    ],
+)
+def test_a_packaged_name_resolves_as_the_torch_path_does(
+    tiny_text_model, monkeypatch, offline, hub, expected
+):
+    from sktransfer import _hub
+
+    monkeypatch.setattr(_hub, "hf_snapshot_folder", lambda name, revision=None: None)
+    monkeypatch.setattr(_hub, "_hub_status", lambda name, revision=None: (hub, ""))
+    monkeypatch.setattr(_hub, "packaged_text_model_dir", lambda name: tiny_text_model)
+    if offline:
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    else:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    found = _lean.text_reference("all-MiniLM-L6-v2", None)
+    assert found == (None if expected is None else ("package", tiny_text_model))
+    assert _lean.text_reference("someone/other-model", None) is None

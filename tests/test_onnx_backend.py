@@ -380,3 +380,12 @@ def test_other_timm_families_export_and_match_torch(arch):
     expected = sktransfer.ImageEncoder(arch, precision="float32", **params).fit_transform(images)
     got = sktransfer.ImageEncoder(arch, backend="onnx", **params).fit_transform(images)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_cache_folder_not_made_yet_still_holds_the_export(tiny_text_model, tmp_path):
+    # The store makes the folder on first use; the export used to go to the data
+    # home when fit ran before that, and was made again beside the cache next time.
+    cache = tmp_path / "not-yet" / "cache"
+    _text(tiny_text_model, backend="onnx").set_params(cache=str(cache)).fit()
+    assert len(list((cache / "onnx").glob("*/model.onnx"))) == 1
+    assert not (tmp_path / "data" / "onnx").exists()
