@@ -51,8 +51,9 @@ Images (``sktransfer._lean_image``)
     the Hugging Face cache file of the Hub repository timm named when the
     record was written (kept beside the records, per timm version), then the
     packaged checkpoint when the Hub is off (``HF_HUB_OFFLINE``). The record's
-    name also holds the timm version, whose pretrained configurations decide
-    the preprocessing.
+    name also holds the versions of timm, whose pretrained configurations
+    decide the preprocessing, and of torchvision, whose transforms the check
+    compared with.
 """
 
 from __future__ import annotations

@@ -266,12 +266,14 @@ def record_params(encoder) -> dict:
 
     The output parameters as given (``model`` and ``weights`` included, which
     decide how the weights are found) without the backend and precision, and
-    timm's version (its pretrained configurations decide the preprocessing).
+    the versions of timm (its pretrained configurations decide the
+    preprocessing) and torchvision (whose transforms the check compared with).
     """
     params = encoder._output_params()
     params.pop("backend", None)
     params.pop("precision", None)
     params["timm"] = _lean.package_version("timm")
+    params["torchvision"] = _lean.package_version("torchvision")
     return params
 
 
@@ -283,9 +285,13 @@ def _hint_file(records: Path, model: str) -> Path:
 def write_image_record(encoder, export: Path, inputs: list[str]) -> bool:
     """Write the start record of an image encoder whose export just passed its check.
 
-    Returns whether a record was written: only for weights with a content
-    hash, without ``adapt``, for an evaluation transform that
+    Returns whether a record is there: only for weights with a content hash,
+    without ``adapt``, for an evaluation transform that
     :func:`preprocess_steps` reads and whose numpy steps :func:`agrees` with.
+    A record already there with the same content is kept as it is (the check
+    ran when it was written): later torch-path fits (the clones of a grid
+    search, processes where the start cannot find the weights without timm)
+    do not run the check again.
     """
     identity = encoder._weights_identity
     if not identity.startswith("sha256:") or getattr(encoder, "adapt", None) is not None:
@@ -294,10 +300,10 @@ def write_image_record(encoder, export: Path, inputs: list[str]) -> bool:
     steps = preprocess_steps(adapter.eval_transform)
     if steps is None or list(inputs) != ["input"]:
         return False
-    preprocess = LeanPreprocess(steps)
-    if not agrees(adapter, preprocess):
-        return False
     records = _lean._records(encoder.cache)
+    record_file = records / f"{_lean.record_key(encoder, identity, record_params(encoder))}.json"
+    if record_file.is_file() and _WRITTEN.get(record_file) == _stamps(export, record_file):
+        return True  # written or found by this process, and nothing changed since
     if _write_hint(encoder, records) is False:
         return False
     found = image_reference(encoder, records)
@@ -320,11 +326,32 @@ def write_image_record(encoder, export: Path, inputs: list[str]) -> bool:
         "jpeg_draft": bool(encoder.jpeg_draft),
         "draft_min_side": adapter.draft_min_side(),
     }
-    if _data_config(json.loads(json.dumps(record))) != data_config:
+    text = json.dumps(record, indent=1)
+    if _data_config(json.loads(text)) != data_config:
         return False  # a value JSON does not give back as it was: the cache key would move
-    key = _lean.record_key(encoder, identity, record_params(encoder))
-    _lean._write_atomic(records / f"{key}.json", json.dumps(record, indent=1).encode())
+    if not _same_text(record_file, text):
+        if not agrees(adapter, LeanPreprocess(steps)):
+            record_file.unlink(missing_ok=True)  # an older record must not outlive the check
+            return False
+        _lean._write_atomic(record_file, text.encode())
+    _WRITTEN[record_file] = _stamps(export, record_file)
     return True
+
+
+# Record file -> stamps of the export folder and of the record when this
+# process last wrote the record or found it equal to what it would write.
+_WRITTEN: dict[Path, tuple] = {}
+
+
+def _stamps(export: Path, record_file: Path) -> tuple:
+    return _fingerprint.path_stamp(export.parent), _fingerprint.path_stamp(record_file)
+
+
+def _same_text(path: Path, text: str) -> bool:
+    try:
+        return path.read_text() == text
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _write_hint(encoder, records: Path) -> bool | None:
@@ -349,7 +376,9 @@ def _write_hint(encoder, records: Path) -> bool | None:
         "timm": _lean.package_version("timm"),
         "hf_hub_id": getattr(config, "hf_hub_id", None) if config is not None else None,
     }
-    _lean._write_atomic(_hint_file(records, encoder.model), json.dumps(hint).encode())
+    path, text = _hint_file(records, encoder.model), json.dumps(hint)
+    if not _same_text(path, text):
+        _lean._write_atomic(path, text.encode())
     return True
 
 

@@ -99,6 +99,12 @@ class ImageEncoder(AdaptiveEncoder):
         float32 whatever ``precision`` says ("auto" picks it without a
         warning); "openvino" follows ``precision`` as torch does, its own
         float32 and bfloat16 outputs compared by the probe for "auto".
+        After the export passed its check, ``fit`` also writes a start record
+        beside it; a later ``fit`` of an equal encoder on the CPU, in any
+        process, starts from it without importing torch or timm (images are
+        then resized, cropped and normalised with PIL and numpy, which the
+        record's check found equal to timm's transform; see
+        ``sktransfer._lean``). ``model_`` then loads the timm model on demand.
     jpeg_draft : bool, default=True
         Decode JPEG files (paths and bytes) whose shorter side is at least
         four times the model's resize size at a reduced scale (1/2, 1/4 or
@@ -136,7 +142,8 @@ class ImageEncoder(AdaptiveEncoder):
     Attributes
     ----------
     model_ : torch.nn.Module
-        The loaded timm model, without classifier (reloaded after unpickling).
+        The loaded timm model, without classifier (reloaded after unpickling;
+        loaded on first use by an encoder started from a start record).
     model_source_ : str
         "file", "local" (a model folder), "hf-cache", "hub", "package" or
         "random-init".

@@ -472,3 +472,58 @@ def test_a_record_with_a_broken_preprocessing_is_not_started(tiny_image_weights,
     record_file.write_text(json.dumps(record))
     _forget()
     assert _lean_image.start_image(_image(tiny_image_weights, backend="onnx")) is None
+
+
+def test_a_lean_start_fits_its_reduction(tiny_image_weights, varied_images):
+    expected = _image(tiny_image_weights, backend="onnx", n_components=3).fit_transform(
+        varied_images
+    )
+    _forget()
+    lean = _image(tiny_image_weights, backend="onnx", n_components=3)
+    got = lean.fit_transform(varied_images)
+    assert _lean.is_lean(lean._network)
+    assert got.shape == (len(varied_images), 3)
+    np.testing.assert_allclose(np.abs(got), np.abs(expected), atol=1e-4)
+
+
+@pytest.mark.skipif(not optional_available("openvino"), reason="openvino is not installed")
+def test_openvino_auto_probes_bfloat16_on_numpy_batches(tiny_image_weights, monkeypatch):
+    from sktransfer import _precision
+
+    monkeypatch.delenv("SKTRANSFER_BFLOAT16")
+    monkeypatch.setattr(_precision, "native_bfloat16", lambda device: (True, "native (mocked)"))
+    first = _image(tiny_image_weights, backend="openvino").fit()
+    _forget()
+    lean = _image(tiny_image_weights, backend="openvino").fit()
+    assert _lean.is_lean(lean._network)
+    # The probe ran the runtime on the adapter's probe batch (numpy, no torch).
+    assert lean.precision_ == first.precision_
+    assert lean.precision_.reason.split("(")[0] == first.precision_.reason.split("(")[0]
+
+
+def test_a_record_already_there_is_neither_checked_nor_written_again(
+    tiny_image_weights, tmp_path, monkeypatch
+):
+    _image(tiny_image_weights, backend="onnx").fit()
+    (record_file,) = _records(tmp_path)
+    stamp = record_file.stat()
+
+    def no_check(*args, **kwargs):
+        raise AssertionError("checked again")
+
+    monkeypatch.setattr(_lean_image, "agrees", no_check)
+    # Equal encoders of this process take the torch path (the failed start is
+    # shared): the record this process wrote is kept.
+    assert not _lean.is_lean(_image(tiny_image_weights, backend="onnx").fit()._network)
+    monkeypatch.setattr(_lean_image, "_WRITTEN", {})  # another process: the file is read
+    assert not _lean.is_lean(_image(tiny_image_weights, backend="onnx").fit()._network)
+    assert (record_file.stat().st_ino, record_file.stat().st_mtime_ns) == (
+        stamp.st_ino,
+        stamp.st_mtime_ns,
+    )
+    # A record that differs (here: another export digest) is checked and written again.
+    record = json.loads(record_file.read_text())
+    record["export_sha256"] = "0" * 64
+    record_file.write_text(json.dumps(record, indent=1))
+    with pytest.raises(AssertionError, match="checked again"):
+        _image(tiny_image_weights, backend="onnx").fit()
