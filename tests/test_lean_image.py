@@ -527,3 +527,33 @@ def test_a_record_already_there_is_neither_checked_nor_written_again(
     record_file.write_text(json.dumps(record, indent=1))
     with pytest.raises(AssertionError, match="checked again"):
         _image(tiny_image_weights, backend="onnx").fit()
+
+
+@pytest.mark.real_model
+def test_the_packaged_default_model_starts_lean_offline(tmp_path, monkeypatch, varied_images):
+    import huggingface_hub.constants
+
+    from sktransfer._hub import packaged_image_checkpoint
+
+    if packaged_image_checkpoint("tf_efficientnet_lite0") is None:
+        pytest.skip("the packaged checkpoint (sktransfer[offline]) is not installed")
+    empty = tmp_path / "empty-hf-cache"
+    empty.mkdir()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(empty))
+    params = {"image_size": 96, "cache": None, "progress": False, "backend": "onnx"}
+    first = sktransfer.ImageEncoder("tf_efficientnet_lite0", **params).fit()
+    assert first.model_source_ == "package"
+    expected = first.transform(varied_images)
+    _forget()
+    lean = sktransfer.ImageEncoder("tf_efficientnet_lite0", **params).fit()
+    assert _lean.is_lean(lean._network)
+    assert (lean.model_source_, lean.model_reference_) == ("package", first.model_reference_)
+    assert lean.model_fingerprint_ == first.model_fingerprint_
+    np.testing.assert_allclose(lean.transform(varied_images), expected, rtol=0, atol=1e-5)
+    # With the Hub allowed, the torch path would ask it first: no start.
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    _forget()
+    assert (
+        _lean_image.start_image(sktransfer.ImageEncoder("tf_efficientnet_lite0", **params)) is None
+    )
