@@ -30,6 +30,30 @@ What makes this safe
     - Where the model name does not resolve to files on disk without the
       network (a Hub id not in the Hugging Face cache, with the Hub allowed),
       the torch path is taken.
+
+Images (``sktransfer._lean_image``)
+    An ``ImageEncoder`` writes its own kind of record (``"kind": "image"``)
+    under the same folder and the same rules: what ``transform`` needs is
+    timm's resolved ``data_config``, the output width, the architecture (for
+    the cache key) and the model's evaluation transform written out as steps
+    (resize, centre crop, scale to [0, 1], normalise). Started from the record,
+    images are decoded by ``sktransfer._image_io`` as always, and resized with
+    PIL and cropped, scaled and normalised with numpy, without torch, timm or
+    torchvision. A record is written only when that numpy preprocessing gives
+    arrays *equal* (bit for bit) to timm's own ``eval_transform`` on a fixed
+    set of images (the probe photos, tiny, tall, wide and odd sizes, RGBA,
+    grey, palette, 16-bit and float inputs, and a large JPEG decoded at a
+    reduced scale when ``jpeg_draft`` is on), and only for the transforms it
+    knows (a shorter-side or exact resize, a centre crop, ``ToTensor``,
+    ``Normalize``); anything else keeps the torch path. The weights file is
+    found without timm: a ``weights=`` file, a ``local-dir:`` folder, an
+    ``hf-hub:`` snapshot in the Hugging Face cache, or for a timm registry name
+    the Hugging Face cache file of the Hub repository timm named when the
+    record was written (kept beside the records, per timm version), then the
+    packaged checkpoint when the Hub is off (``HF_HUB_OFFLINE``). The record's
+    name also holds the versions of timm, whose pretrained configurations
+    decide the preprocessing, and of torchvision, whose transforms the check
+    compared with.
 """
 
 from __future__ import annotations
@@ -183,18 +207,21 @@ class LeanText:
 class LeanBody:
     """Stands where the torch body stands in an encoder started from a record.
 
-    ``st`` is the :class:`LeanText`; ``export`` the checked export's file.
+    ``st`` is the :class:`LeanText` of a text encoder (None for images);
+    ``export`` the checked export's file; ``preprocess`` an image encoder's
+    numpy evaluation transform (``sktransfer._lean_image.LeanPreprocess``).
     """
 
     lean = True
 
-    def __init__(self, record: dict, export: Path, st):
+    def __init__(self, record: dict, export: Path, st=None, *, preprocess=None):
         self.record = record
         self.export = export
         self.export_key = record["export"]
         self.num_features = int(record["embedding_dim"])
         self.inputs = list(record["inputs"])
         self.st = st
+        self.preprocess = preprocess
 
     def eval(self):
         return self
@@ -206,26 +233,37 @@ def is_lean(network) -> bool:
 
 
 # --------------------------------------------------------------- the record
-def record_key(encoder, identity: str) -> str:
-    """The record's name: weights identity, every output parameter, the exporter."""
-    from importlib import metadata
+def record_key(encoder, identity: str, params: dict | None = None) -> str:
+    """The record's name: weights identity, every output parameter, the exporter.
 
+    ``params`` are the parameters named (default: those of the export's
+    fingerprint, ``encoder._fingerprint_params(identity, export=True)``); an
+    image encoder passes its own, which it can know before loading anything.
+    """
     from sktransfer._onnx import EXPORT_FORMAT
 
-    try:
-        torch_version = metadata.version("torch")
-    except metadata.PackageNotFoundError:  # pragma: no cover - torch is a dependency
-        torch_version = "none"
+    if params is None:
+        params = encoder._fingerprint_params(identity, export=True)
     parts = (
         "start-record",
         RECORD_FORMAT,
         EXPORT_FORMAT,
-        torch_version,
+        package_version("torch"),
         type(encoder).__name__,
         identity,
-        encoder._fingerprint_params(identity, export=True),
+        params,
     )
     return _fingerprint.fingerprint(*parts).hex()[:40]
+
+
+def package_version(name: str) -> str:
+    """An installed distribution's version, read without importing it ("none" if absent)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "none"
 
 
 def _records(cache) -> Path:
@@ -391,10 +429,26 @@ def start_text(encoder):
     found = text_reference(encoder.model, getattr(encoder, "revision", None))
     if found is None:
         return None
-    from sktransfer._base import LOADED_NETWORKS
-
     source, reference = found
     records = _records(encoder.cache)
+    return shared_start(
+        encoder,
+        source,
+        reference,
+        records,
+        lambda: _start_text(encoder, source, reference, records),
+    )
+
+
+def shared_start(encoder, source: str, reference: str, records: Path, start):
+    """``start()``, shared by equal encoders of the process while nothing changed on disk.
+
+    The key holds the encoder's output parameters, the reference's stamp and
+    the records' folder; a start whose record or export files changed since is
+    made again (and verified again) by ``start()``.
+    """
+    from sktransfer._base import LOADED_NETWORKS
+
     key = (
         "start-record",
         type(encoder).__name__,
@@ -404,11 +458,9 @@ def start_text(encoder):
         _fingerprint.path_stamp(reference),
         str(records),
     )
-    started = LOADED_NETWORKS.get_or_load(
-        key, lambda: _start_text(encoder, source, reference, records)
-    )
+    started = LOADED_NETWORKS.get_or_load(key, start)
     if started is not None and _stamps(started[0]) != started[0].stamps:
-        started = _start_text(encoder, source, reference, records)  # changed on disk
+        started = start()  # changed on disk
     return started
 
 
@@ -430,10 +482,18 @@ def _start_text(encoder, source: str, reference: str, records: Path):
         return None
     if record.get("format") != RECORD_FORMAT or record.get("identity") != identity:
         return None
-    export = records.parent / str(record.get("export")) / "model.onnx"
-    if not export.is_file() or export_digest(export) != record.get("export_sha256"):
+    export = verified_export(records, record)
+    if export is None:
         return None
     network = LeanBody(record, export, LeanText(record, spec))
     network.files = (record_file, tokenizer_file, export.parent)
     network.stamps = _stamps(network)
     return network, source, reference, identity
+
+
+def verified_export(records: Path, record: dict) -> Path | None:
+    """The record's export file when its folder hashes to the recorded digest, else None."""
+    export = records.parent / str(record.get("export")) / "model.onnx"
+    if not export.is_file() or export_digest(export) != record.get("export_sha256"):
+        return None
+    return export

@@ -99,6 +99,12 @@ class ImageEncoder(AdaptiveEncoder):
         float32 whatever ``precision`` says ("auto" picks it without a
         warning); "openvino" follows ``precision`` as torch does, its own
         float32 and bfloat16 outputs compared by the probe for "auto".
+        After the export passed its check, ``fit`` also writes a start record
+        beside it; a later ``fit`` of an equal encoder on the CPU, in any
+        process, starts from it without importing torch or timm (images are
+        then resized, cropped and normalised with PIL and numpy, which the
+        record's check found equal to timm's transform; see
+        ``sktransfer._lean``). ``model_`` then loads the timm model on demand.
     jpeg_draft : bool, default=True
         Decode JPEG files (paths and bytes) whose shorter side is at least
         four times the model's resize size at a reduced scale (1/2, 1/4 or
@@ -136,7 +142,8 @@ class ImageEncoder(AdaptiveEncoder):
     Attributes
     ----------
     model_ : torch.nn.Module
-        The loaded timm model, without classifier (reloaded after unpickling).
+        The loaded timm model, without classifier (reloaded after unpickling;
+        loaded on first use by an encoder started from a start record).
     model_source_ : str
         "file", "local" (a model folder), "hf-cache", "hub", "package" or
         "random-init".
@@ -262,7 +269,14 @@ class ImageEncoder(AdaptiveEncoder):
     _weights_params = ("weights", "model")
 
     def _weights_context(self) -> dict:
+        from sktransfer import _lean
+
         network = self._network
+        if _lean.is_lean(network):  # started from a start record: what the torch path gave
+            return {
+                "architecture": network.architecture,
+                "data_config": sorted(self.data_config_.items()),
+            }
         architecture = getattr(network, "pretrained_cfg", {}).get("architecture")
         return {
             "architecture": architecture or type(network).__name__,
@@ -279,6 +293,36 @@ class ImageEncoder(AdaptiveEncoder):
             n_workers=min(4, joblib.cpu_count()),
             jpeg_draft=self.jpeg_draft,
         )
+
+    @property
+    def model_(self):
+        """The loaded timm model (reloaded on first use after unpickling).
+
+        An encoder started from its export's start record (``backend="onnx"``
+        or ``"openvino"``, see ``sktransfer._lean``) has not loaded it; it is
+        loaded here, on first use.
+        """
+        from sktransfer import _lean
+
+        network = self._body()
+        if _lean.is_lean(network):
+            network = self._shared_load(self.device_)[0]
+        return network
+
+    def _start_from_record(self):
+        from sktransfer import _lean_image
+
+        return _lean_image.start_image(self)
+
+    def _write_start_record(self, network) -> None:
+        from sktransfer import _lean_image, _onnx
+
+        identity = self._weights_identity
+        key = _onnx.export_key(self._fingerprint(identity, export=True))
+        export = _onnx.export_folder(self.cache) / key / "model.onnx"
+        runner = self._runner(precision="float32")
+        if export.is_file() and getattr(runner, "source", None) == str(export):
+            _lean_image.write_image_record(self, export, runner.names)
 
     def _load_model(self, device):
         import torch
@@ -313,9 +357,13 @@ class ImageEncoder(AdaptiveEncoder):
         )
 
     def _encode(self, items, failed, labels=None):
-        import torch
+        from sktransfer import _lean
 
         network = self._body()
+        if _lean.is_lean(network):
+            return self._encode_lean(items, failed)
+        import torch
+
         channels_last = _has_conv2d(network)
         run = self._runner()
         fill = np.nan if self.on_error == "nan" else 0.0
@@ -335,6 +383,23 @@ class ImageEncoder(AdaptiveEncoder):
                 for pos in positions:
                     out[pos] = fill
                 failed.extend(positions)
+        return out
+
+    def _encode_lean(self, items, failed):
+        """``_encode`` of an encoder started from a start record: numpy batches, no torch."""
+        run = self._runner()
+        fill = np.nan if self.on_error == "nan" else 0.0
+        out = np.empty((len(items), self.embedding_dim_), dtype=np.float32)
+        on_error = "raise" if self.on_error == "raise" else "zero"
+        batches = self._adapter.decoded_batches(items, self.batch_size, on_error)
+        for start, arrays, positions in self._progress(batches, len(items)):
+            ok = [i for i, a in enumerate(arrays) if a is not None]
+            if ok:
+                batch = np.stack([arrays[i] for i in ok])
+                out[start + np.asarray(ok)] = run.numpy(batch)
+            for pos in positions:
+                out[pos] = fill
+            failed.extend(positions)
         return out
 
 

@@ -129,7 +129,18 @@ class ImageAdapter(Adapter):
         return timm_feature_width(body)
 
     def attach(self, body) -> None:
-        """The model's own preprocessing (timm's pretrained config), and the training one."""
+        """The model's own preprocessing (timm's pretrained config), and the training one.
+
+        A body started from a start record (``sktransfer._lean_image``) brings
+        its ``data_config`` and its numpy evaluation transform (float32 arrays,
+        not tensors); it is only evaluated, so it has no training transform.
+        """
+        if getattr(body, "lean", False) is True:
+            if self.augments:
+                raise ValueError("a body started from a start record cannot be trained")
+            self.data_config = dict(body.data_config)
+            self.eval_transform = self.train_transform = body.preprocess
+            return
         import timm.data
 
         args = None if self.image_size is None else {"input_size": (3,) + (self.image_size,) * 2}
@@ -200,10 +211,14 @@ class ImageAdapter(Adapter):
         return 2 * math.ceil(max(height, width) / crop_pct)
 
     def inference_batches(self, items: list, batch_size: int):
-        import torch
-
         for start, tensors, _ in self.decoded_batches(items, batch_size):
-            yield np.arange(start, start + len(tensors)), torch.stack(tensors)
+            rows = np.arange(start, start + len(tensors))
+            if tensors and isinstance(tensors[0], np.ndarray):  # a start record's numpy transform
+                yield rows, np.stack(tensors)
+                continue
+            import torch
+
+            yield rows, torch.stack(tensors)
 
     @staticmethod
     def to_device(batch, device: str):
