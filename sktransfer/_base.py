@@ -420,7 +420,17 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         return None
 
     def _write_start_record(self, network) -> None:
-        """Write the start record of the export just checked (hook; see ``sktransfer._lean``)."""
+        """Write the start record of the export just checked (see ``sktransfer._lean``)."""
+        from sktransfer import _onnx
+
+        key = _onnx.export_key(self._fingerprint(self._weights_identity, export=True))
+        export = _onnx.export_folder(self.cache) / key / "model.onnx"
+        runner = self._runner(precision="float32")
+        if export.is_file() and getattr(runner, "source", None) == str(export):
+            self._write_record(network, export, runner.names)
+
+    def _write_record(self, network, export, inputs: list[str]) -> None:
+        """Write the modality's start record for ``export`` (hook; none by default)."""
 
     def _resolve_device(self) -> str:
         """``device`` resolved; the ONNX backends run on the CPU (``"auto"`` picks it)."""
@@ -623,8 +633,22 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
     # ---------------------------------------------------------------- helpers
     @property
     def model_(self):
-        """The loaded network (reloaded from its reference after unpickling)."""
-        return self._body()
+        """The loaded network (reloaded from its reference after unpickling).
+
+        An encoder started from its export's start record (``backend="onnx"``
+        or ``"openvino"``, see ``sktransfer._lean``) has not loaded it; it is
+        loaded here, on first use.
+        """
+        return self._torch_network()
+
+    def _torch_network(self):
+        """The torch body, loaded now for an encoder started from a start record."""
+        from sktransfer import _lean
+
+        network = self._body()
+        if _lean.is_lean(network):
+            network = self._shared_load(self.device_)[0]
+        return network
 
     def _body(self):
         """The loaded body (reloaded from its reference after unpickling)."""

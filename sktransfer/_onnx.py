@@ -305,11 +305,9 @@ def runner(
         raise ValueError(f"backend={backend!r} computes in float32 only, not {precision}.")
     key = export_key(fingerprint)
     slot = (key, backend, threads, precision)
-    with _RUNNERS_LOCK:
-        found = _RUNNERS.get(slot)
-        if found is not None:
-            _RUNNERS.move_to_end(slot)
-            return found
+    found = _kept(slot)
+    if found is not None:
+        return found
     check_available(backend)  # once per runner made, not on every batch of transforms
     if precision != "float32":
         exact = runner(
@@ -378,11 +376,9 @@ def stored_runner(
         raise ValueError(f"backend={backend!r} computes in float32 only, not {precision}.")
     threads = threads or _default_threads()
     slot = (key, backend, threads, precision)
-    with _RUNNERS_LOCK:
-        found = _RUNNERS.get(slot)
-        if found is not None:
-            _RUNNERS.move_to_end(slot)
-            return found
+    found = _kept(slot)
+    if found is not None:
+        return found
     check_runtime(backend)
     return _keep(slot, _start(backend, model, threads, list(names), str(model), precision))
 
@@ -398,6 +394,15 @@ def _default_threads() -> int:
     import joblib
 
     return max(1, joblib.cpu_count(only_physical_cores=True))
+
+
+def _kept(slot: tuple):
+    """The runner kept for ``slot`` (now the most recently used), or None."""
+    with _RUNNERS_LOCK:
+        found = _RUNNERS.get(slot)
+        if found is not None:
+            _RUNNERS.move_to_end(slot)
+        return found
 
 
 def _keep(slot: tuple, made):

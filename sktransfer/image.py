@@ -294,35 +294,15 @@ class ImageEncoder(AdaptiveEncoder):
             jpeg_draft=self.jpeg_draft,
         )
 
-    @property
-    def model_(self):
-        """The loaded timm model (reloaded on first use after unpickling).
-
-        An encoder started from its export's start record (``backend="onnx"``
-        or ``"openvino"``, see ``sktransfer._lean``) has not loaded it; it is
-        loaded here, on first use.
-        """
-        from sktransfer import _lean
-
-        network = self._body()
-        if _lean.is_lean(network):
-            network = self._shared_load(self.device_)[0]
-        return network
-
     def _start_from_record(self):
         from sktransfer import _lean_image
 
         return _lean_image.start_image(self)
 
-    def _write_start_record(self, network) -> None:
-        from sktransfer import _lean_image, _onnx
+    def _write_record(self, network, export, inputs: list[str]) -> None:
+        from sktransfer import _lean_image
 
-        identity = self._weights_identity
-        key = _onnx.export_key(self._fingerprint(identity, export=True))
-        export = _onnx.export_folder(self.cache) / key / "model.onnx"
-        runner = self._runner(precision="float32")
-        if export.is_file() and getattr(runner, "source", None) == str(export):
-            _lean_image.write_image_record(self, export, runner.names)
+        _lean_image.write_image_record(self, export, inputs)
 
     def _load_model(self, device):
         import torch

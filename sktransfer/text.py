@@ -389,27 +389,17 @@ class TextEncoder(AdaptiveEncoder):
         or ``"openvino"``, see docs/speed.md) has not loaded it; it is loaded
         here, on first use.
         """
-        from sktransfer import _lean
-
-        network = self._body()
-        if _lean.is_lean(network):
-            network = self._shared_load(self.device_)[0]
-        return network.st
+        return self._torch_network().st
 
     def _start_from_record(self):
         from sktransfer import _lean
 
         return _lean.start_text(self)
 
-    def _write_start_record(self, network) -> None:
-        from sktransfer import _lean, _onnx
+    def _write_record(self, network, export, inputs: list[str]) -> None:
+        from sktransfer import _lean
 
-        identity = self._weights_identity
-        key = _onnx.export_key(self._fingerprint(identity, export=True))
-        export = _onnx.export_folder(self.cache) / key / "model.onnx"
-        runner = self._runner(precision="float32")
-        if export.is_file() and getattr(runner, "source", None) == str(export):
-            _lean.write_text_record(self, network, export, runner.names)
+        _lean.write_text_record(self, network, export, inputs)
 
     def _after_load(self, network):
         super()._after_load(network)

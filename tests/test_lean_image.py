@@ -27,38 +27,17 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 import sktransfer  # noqa: E402
-from sktransfer import _lean, _lean_image, _onnx  # noqa: E402
-from sktransfer._base import LOADED_NETWORKS  # noqa: E402
+from sktransfer import _lean, _lean_image  # noqa: E402
 from sktransfer._optional import optional_available  # noqa: E402
 from sktransfer.exceptions import ImageDecodeError  # noqa: E402
-
-RUNTIMES = [
-    "onnx",
-    pytest.param(
-        "openvino",
-        marks=pytest.mark.skipif(
-            not optional_available("openvino"), reason="openvino is not installed"
-        ),
-    ),
-]
-by_runtime = pytest.mark.parametrize("backend", RUNTIMES)
+from tests.onnx_helpers import (  # noqa: E402, F401
+    RUNTIMES,
+    by_runtime,
+    fresh_runners,
+    new_process,
+)
 
 REPO_ROOT = Path(sktransfer.__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_runners(tmp_path, monkeypatch):
-    """No runner survives a test; exports and records go to a fresh data home."""
-    monkeypatch.setenv("SKTRANSFER_DATA", str(tmp_path / "data"))
-    _onnx.clear_runners()
-    yield
-    _onnx.clear_runners()
-
-
-def _forget() -> None:
-    """What a new process has not: shared networks, runners."""
-    LOADED_NETWORKS.clear()
-    _onnx.clear_runners()
 
 
 def _image(weights, **params):
@@ -150,7 +129,7 @@ def test_a_second_fit_starts_from_the_record_and_computes_the_same(
     exact = _image(tiny_image_weights, precision="float32").fit().transform(varied_images)
     first = _image(tiny_image_weights, backend=backend).fit()
     expected = first.transform(varied_images)
-    _forget()
+    new_process()
     lean = _image(tiny_image_weights, backend=backend).fit()
     assert _lean.is_lean(lean._network)
     got = lean.transform(varied_images)
@@ -172,7 +151,7 @@ def test_a_second_fit_starts_from_the_record_and_computes_the_same(
 def test_the_start_shares_the_cache_keys_of_the_torch_path(tiny_image_weights, varied_images):
     first = _image(tiny_image_weights, backend="onnx", cache="memory").fit()
     expected = first.transform(varied_images)
-    _forget()
+    new_process()
     lean = _image(tiny_image_weights, backend="onnx", cache="memory").fit()
     assert _lean.is_lean(lean._network)
     assert lean.model_fingerprint_ == first.model_fingerprint_
@@ -185,7 +164,7 @@ def test_the_start_imports_neither_torch_nor_timm_in_a_fresh_process(
     tiny_image_weights, varied_images, tmp_path
 ):
     _image(tiny_image_weights, backend="onnx").fit()  # writes the record
-    _forget()
+    new_process()
     lean = _image(tiny_image_weights, backend="onnx").fit()
     assert _lean.is_lean(lean._network)
     items = [item for item in varied_images if isinstance(item, (str, Path, np.ndarray))]
@@ -236,7 +215,7 @@ def test_a_changed_export_is_never_run_from_the_record(tiny_image_weights, tmp_p
     data = bytearray(export.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, one byte changed
     export.write_bytes(bytes(data))
-    _forget()
+    new_process()
     assert _lean_image.start_image(_image(tiny_image_weights, backend="onnx")) is None
 
 
@@ -244,13 +223,13 @@ def test_a_damaged_export_falls_back_to_the_torch_path(tiny_image_weights, varie
     expected = _image(tiny_image_weights, backend="onnx").fit().transform(varied_images)
     export = _export(tmp_path)
     export.write_bytes(export.read_bytes()[:1000])  # cut short
-    _forget()
+    new_process()
     with pytest.warns(UserWarning, match="could not be used.*exported again"):
         encoder = _image(tiny_image_weights, backend="onnx").fit()
     assert not _lean.is_lean(encoder._network)
     np.testing.assert_allclose(encoder.transform(varied_images), expected, atol=1e-6)
     # The export made again has its own record: the next start is lean again.
-    _forget()
+    new_process()
     again = _image(tiny_image_weights, backend="onnx").fit()
     assert _lean.is_lean(again._network)
     np.testing.assert_allclose(again.transform(varied_images), expected, atol=1e-6)
@@ -258,7 +237,7 @@ def test_a_damaged_export_falls_back_to_the_torch_path(tiny_image_weights, varie
 
 def test_a_start_that_was_shared_notices_a_change_on_disk(tiny_image_weights, tmp_path):
     _image(tiny_image_weights, backend="onnx").fit()
-    _forget()
+    new_process()
     assert _lean.is_lean(_image(tiny_image_weights, backend="onnx").fit()._network)
     export = _export(tmp_path)
     data = bytearray(export.read_bytes())
@@ -278,7 +257,7 @@ def test_a_preprocessing_that_disagrees_writes_no_record(tiny_image_weights, tmp
     encoder = _image(tiny_image_weights, backend="onnx").fit()
     assert encoder.backend_ == "onnx" and _export(tmp_path).is_file()
     assert _records(tmp_path) == []
-    _forget()
+    new_process()
     assert not _lean.is_lean(_image(tiny_image_weights, backend="onnx").fit()._network)
 
 
@@ -296,12 +275,12 @@ def test_random_weights_write_no_record(tmp_path):
 
 def test_another_record_never_serves_other_parameters(tiny_image_weights, tmp_path):
     _image(tiny_image_weights, backend="onnx").fit()
-    _forget()
+    new_process()
     other = _image(tiny_image_weights, backend="onnx", image_size=40).fit()
     assert not _lean.is_lean(other._network)
     assert other.data_config_["input_size"] == (3, 40, 40)
     assert len(_records(tmp_path)) == 2
-    _forget()
+    new_process()
     no_draft = _image(tiny_image_weights, backend="onnx", jpeg_draft=False).fit()
     assert not _lean.is_lean(no_draft._network)
 
@@ -312,7 +291,7 @@ def test_bad_images_fail_as_on_the_torch_path(tiny_image_weights, varied_images,
     torch_path = _image(tiny_image_weights, backend="onnx").fit()
     with pytest.raises(ImageDecodeError) as expected_error:
         torch_path.transform(items)
-    _forget()
+    new_process()
     lean = _image(tiny_image_weights, backend="onnx").fit()
     assert _lean.is_lean(lean._network)
     with pytest.raises(ImageDecodeError) as error:
@@ -333,7 +312,7 @@ def test_model_loads_the_timm_model_on_demand(tiny_image_weights):
     import torch
 
     _image(tiny_image_weights, backend="onnx").fit()
-    _forget()
+    new_process()
     lean = _image(tiny_image_weights, backend="onnx").fit()
     assert _lean.is_lean(lean._network)
     model = lean.model_
@@ -343,10 +322,10 @@ def test_model_loads_the_timm_model_on_demand(tiny_image_weights):
 
 def test_a_pickled_lean_encoder_starts_lean_again(tiny_image_weights, varied_images):
     _image(tiny_image_weights, backend="onnx").fit()
-    _forget()
+    new_process()
     lean = _image(tiny_image_weights, backend="onnx").fit()
     expected = lean.transform(varied_images)
-    _forget()
+    new_process()
     restored = pickle.loads(pickle.dumps(lean))
     np.testing.assert_array_equal(restored.transform(varied_images), expected)
     assert _lean.is_lean(restored._network)
@@ -391,7 +370,7 @@ def test_every_way_of_naming_cached_weights_starts_lean(form, hf_cache, varied_i
     first = sktransfer.ImageEncoder(model, **params).fit()
     assert first.model_source_ == ("local" if form == "local-dir" else "hf-cache")
     expected = first.transform(varied_images)
-    _forget()
+    new_process()
     lean = sktransfer.ImageEncoder(model, **params).fit()
     assert _lean.is_lean(lean._network)
     assert (lean.model_source_, lean.model_reference_) == (
@@ -408,7 +387,7 @@ def test_a_registry_name_without_its_hint_takes_the_torch_path(hf_cache, tmp_pat
     (hint,) = (tmp_path / "data" / "onnx" / "start" / "names").glob("*.json")
     assert json.loads(hint.read_text())["hf_hub_id"] == REPO
     hint.unlink()
-    _forget()
+    new_process()
     encoder = sktransfer.ImageEncoder("test_efficientnet", **params)
     assert _lean_image.start_image(encoder) is None
 
@@ -470,7 +449,7 @@ def test_a_record_with_a_broken_preprocessing_is_not_started(tiny_image_weights,
     record = json.loads(record_file.read_text())
     record["preprocess"]["interpolation"] = "magic"
     record_file.write_text(json.dumps(record))
-    _forget()
+    new_process()
     assert _lean_image.start_image(_image(tiny_image_weights, backend="onnx")) is None
 
 
@@ -478,7 +457,7 @@ def test_a_lean_start_fits_its_reduction(tiny_image_weights, varied_images):
     expected = _image(tiny_image_weights, backend="onnx", n_components=3).fit_transform(
         varied_images
     )
-    _forget()
+    new_process()
     lean = _image(tiny_image_weights, backend="onnx", n_components=3)
     got = lean.fit_transform(varied_images)
     assert _lean.is_lean(lean._network)
@@ -493,7 +472,7 @@ def test_openvino_auto_probes_bfloat16_on_numpy_batches(tiny_image_weights, monk
     monkeypatch.delenv("SKTRANSFER_BFLOAT16")
     monkeypatch.setattr(_precision, "native_bfloat16", lambda device: (True, "native (mocked)"))
     first = _image(tiny_image_weights, backend="openvino").fit()
-    _forget()
+    new_process()
     lean = _image(tiny_image_weights, backend="openvino").fit()
     assert _lean.is_lean(lean._network)
     # The probe ran the runtime on the adapter's probe batch (numpy, no torch).
@@ -545,7 +524,7 @@ def test_the_packaged_default_model_starts_lean_offline(tmp_path, monkeypatch, v
     first = sktransfer.ImageEncoder("tf_efficientnet_lite0", **params).fit()
     assert first.model_source_ == "package"
     expected = first.transform(varied_images)
-    _forget()
+    new_process()
     lean = sktransfer.ImageEncoder("tf_efficientnet_lite0", **params).fit()
     assert _lean.is_lean(lean._network)
     assert (lean.model_source_, lean.model_reference_) == ("package", first.model_reference_)
@@ -553,7 +532,7 @@ def test_the_packaged_default_model_starts_lean_offline(tmp_path, monkeypatch, v
     np.testing.assert_allclose(lean.transform(varied_images), expected, rtol=0, atol=1e-5)
     # With the Hub allowed, the torch path would ask it first: no start.
     monkeypatch.delenv("HF_HUB_OFFLINE")
-    _forget()
+    new_process()
     assert (
         _lean_image.start_image(sktransfer.ImageEncoder("tf_efficientnet_lite0", **params)) is None
     )

@@ -25,16 +25,12 @@ from sktransfer import _lean, _onnx  # noqa: E402
 from sktransfer._base import LOADED_NETWORKS  # noqa: E402
 from sktransfer._optional import optional_available  # noqa: E402
 from sktransfer.exceptions import TruncationWarning  # noqa: E402
-
-RUNTIMES = [
-    "onnx",
-    pytest.param(
-        "openvino",
-        marks=pytest.mark.skipif(
-            not optional_available("openvino"), reason="openvino is not installed"
-        ),
-    ),
-]
+from tests.onnx_helpers import (  # noqa: E402, F401
+    RUNTIMES,
+    by_runtime,
+    fresh_runners,
+    new_process,
+)
 
 TEXTS = [
     "a great movie",
@@ -47,23 +43,9 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _fresh(tmp_path, monkeypatch):
-    monkeypatch.setenv("SKTRANSFER_DATA", str(tmp_path / "data"))
-    _onnx.clear_runners()
-    yield
-    _onnx.clear_runners()
-
-
 def _encoder(model, **params):
     params = {"cache": None, "progress": False, "batch_size": 3, **params}
     return sktransfer.TextEncoder(model, **params)
-
-
-def _new_process():
-    """What a fresh process has: no loaded network, no runner."""
-    LOADED_NETWORKS.clear()
-    _onnx.clear_runners()
 
 
 def _records(tmp_path):
@@ -77,7 +59,7 @@ def _fit_twice(model, texts, **params):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TruncationWarning)
         expected = first.fit_transform(texts)
-        _new_process()
+        new_process()
         second = _encoder(model, **params)
         got = second.fit_transform(texts)
     return first, expected, second, got
@@ -137,14 +119,14 @@ def test_started_encoders_follow_every_output_parameter(tiny_text_model, params)
 
 def test_other_parameters_do_not_start_from_another_encoders_record(tiny_text_model):
     _encoder(tiny_text_model, backend="onnx").fit()
-    _new_process()
+    new_process()
     other = _encoder(tiny_text_model, backend="onnx", prompt="passage: ").fit()
     assert not _lean.is_lean(other._network)  # its own export and record were made
 
 
 def test_a_started_encoder_warns_about_truncation_and_chunks(tiny_text_model):
     _encoder(tiny_text_model, backend="onnx").fit()
-    _new_process()
+    new_process()
     encoder = _encoder(tiny_text_model, backend="onnx").fit()
     assert _lean.is_lean(encoder._network)
     with pytest.warns(TruncationWarning, match=r"position 6\b.*reads up to 64 tokens"):
@@ -176,7 +158,7 @@ def test_a_damaged_export_is_never_run_from_the_record(tiny_text_model, tmp_path
     first = _encoder(tiny_text_model, backend="onnx")
     expected = first.fit_transform(TEXTS[:3])
     export = first._runner().source
-    _new_process()
+    new_process()
     # Same size, other bytes: only the hash can tell.
     data = bytearray(open(export, "rb").read())
     data[len(data) // 2] ^= 0xFF
@@ -187,7 +169,7 @@ def test_a_damaged_export_is_never_run_from_the_record(tiny_text_model, tmp_path
     assert not _lean.is_lean(again._network)
     np.testing.assert_allclose(again.transform(TEXTS[:3]), expected, atol=1e-6)
     # The torch path exported again and wrote a new record: the next start uses it.
-    _new_process()
+    new_process()
     third = _encoder(tiny_text_model, backend="onnx").fit()
     assert _lean.is_lean(third._network)
     np.testing.assert_allclose(third.transform(TEXTS[:3]), expected, atol=1e-6)
@@ -199,7 +181,7 @@ def test_new_weights_in_the_same_folder_miss_the_record(tiny_text_model, tmp_pat
     folder = tmp_path / "model"
     shutil.copytree(tiny_text_model, folder)
     _encoder(str(folder), backend="onnx").fit()
-    _new_process()
+    new_process()
     # Rewritten in place: the identity (content hash) changes.
     (weights,) = [p for p in folder.rglob("model.safetensors")]
     from safetensors.numpy import load_file, save_file
@@ -226,7 +208,7 @@ def test_no_record_when_the_stand_in_tokenizer_disagrees(tiny_text_model, tmp_pa
     monkeypatch.setattr(_lean.LeanText, "preprocess", one_token_short)
     _encoder(tiny_text_model, backend="onnx").fit()
     assert _records(tmp_path) == []
-    _new_process()
+    new_process()
     again = _encoder(tiny_text_model, backend="onnx").fit()
     assert not _lean.is_lean(again._network)
 
@@ -254,7 +236,7 @@ def _records_of(encoder):
 
 def test_model_loads_the_real_model_on_demand(tiny_text_model):
     _encoder(tiny_text_model, backend="onnx").fit()
-    _new_process()
+    new_process()
     encoder = _encoder(tiny_text_model, backend="onnx").fit()
     assert _lean.is_lean(encoder._network)
     model = encoder.model_
@@ -266,18 +248,18 @@ def test_model_loads_the_real_model_on_demand(tiny_text_model):
 
 def test_a_started_encoder_pickles_and_starts_again(tiny_text_model):
     _encoder(tiny_text_model, backend="onnx").fit()
-    _new_process()
+    new_process()
     encoder = _encoder(tiny_text_model, backend="onnx").fit()
     expected = encoder.transform(TEXTS[:3])
     copy = pickle.loads(pickle.dumps(encoder))
-    _new_process()
+    new_process()
     np.testing.assert_allclose(copy.transform(TEXTS[:3]), expected, atol=1e-6)
     assert _lean.is_lean(copy._network)
 
 
 def test_clones_share_one_start(tiny_text_model, monkeypatch):
     _encoder(tiny_text_model, backend="onnx").fit()
-    _new_process()
+    new_process()
     hashed = []
     real = _lean.export_digest
     monkeypatch.setattr(_lean, "export_digest", lambda path: hashed.append(path) or real(path))
@@ -288,7 +270,7 @@ def test_clones_share_one_start(tiny_text_model, monkeypatch):
 
 def test_n_threads_reaches_the_runtime(tiny_text_model):
     _encoder(tiny_text_model, backend="onnx").fit()
-    _new_process()
+    new_process()
     encoder = _encoder(tiny_text_model, backend="onnx", n_threads=1).fit()
     assert _lean.is_lean(encoder._network)
     assert encoder._runner().session.get_session_options().intra_op_num_threads == 1
@@ -365,7 +347,7 @@ def test_a_started_openvino_encoder_runs_the_bfloat16_probe(tiny_text_model, mon
     from sktransfer import _precision
 
     _encoder(tiny_text_model, backend="openvino").fit()
-    _new_process()
+    new_process()
     monkeypatch.setattr(_precision, "native_bfloat16", lambda device: (True, "mocked"))
     encoder = _encoder(tiny_text_model, backend="openvino").fit()
     assert _lean.is_lean(encoder._network)

@@ -20,27 +20,7 @@ from sktransfer import _onnx  # noqa: E402
 from sktransfer._optional import optional_available  # noqa: E402
 from sktransfer.exceptions import BackendError, PrecisionWarning  # noqa: E402
 from tests.conftest import image_samples, text_samples  # noqa: E402
-
-RUNTIMES = [
-    "onnx",
-    pytest.param(
-        "openvino",
-        marks=pytest.mark.skipif(
-            not optional_available("openvino"), reason="openvino is not installed"
-        ),
-    ),
-]
-by_runtime = pytest.mark.parametrize("backend", RUNTIMES)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_runners(tmp_path, monkeypatch):
-    """No runner survives a test; exports go to a fresh data home."""
-    monkeypatch.setenv("SKTRANSFER_DATA", str(tmp_path / "data"))
-    _onnx.clear_runners()
-    yield
-    _onnx.clear_runners()
-
+from tests.onnx_helpers import by_runtime, fresh_runners  # noqa: E402, F401
 
 # Texts of different lengths: batches of 3 have different padded lengths, and
 # the last batch holds one text.
