@@ -349,7 +349,18 @@ def _normalizes(st) -> bool:
 
 
 def agrees(encoder, st, lean: LeanText) -> bool:
-    """Whether ``lean`` preprocesses :func:`check_texts` exactly as ``st`` does."""
+    """Whether ``lean`` preprocesses :func:`check_texts` exactly as ``st`` does.
+
+    A model whose tokenizer raises on the check (one that sktransfer drives
+    through the torch path only) does not agree: no record, the torch path.
+    """
+    try:
+        return _agrees(encoder, st, lean)
+    except Exception:  # noqa: BLE001 - any failure of the check means "no record"
+        return False
+
+
+def _agrees(encoder, st, lean: LeanText) -> bool:
     from sktransfer._adapters.text import TextAdapter, measure_tokens
     from sktransfer._prompts import prompt_tokens
 

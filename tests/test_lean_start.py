@@ -385,3 +385,15 @@ def test_a_packaged_name_resolves_as_the_torch_path_does(
     found = _lean.text_reference("all-MiniLM-L6-v2", None)
     assert found == (None if expected is None else ("package", tiny_text_model))
     assert _lean.text_reference("someone/other-model", None) is None
+
+
+def test_a_tokenizer_that_raises_on_the_check_means_no_record(
+    tiny_text_model, tmp_path, monkeypatch
+):
+    def raises(self, *args, **kwargs):
+        raise RuntimeError("this tokenizer cannot do that")
+
+    monkeypatch.setattr(_lean.LeanText, "preprocess", raises)
+    encoder = _encoder(tiny_text_model, backend="onnx").fit()  # fit itself is unaffected
+    assert _records(tmp_path) == []
+    assert encoder.transform(["a great movie"]).shape == (1, 32)
