@@ -13,6 +13,7 @@ import pickle
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,12 +26,7 @@ from sktransfer import _lean, _onnx  # noqa: E402
 from sktransfer._base import LOADED_NETWORKS  # noqa: E402
 from sktransfer._optional import optional_available  # noqa: E402
 from sktransfer.exceptions import TruncationWarning  # noqa: E402
-from tests.onnx_helpers import (  # noqa: E402, F401
-    RUNTIMES,
-    by_runtime,
-    fresh_runners,
-    new_process,
-)
+from tests.onnx_helpers import RUNTIMES, new_process  # noqa: E402
 
 TEXTS = [
     "a great movie",
@@ -48,8 +44,26 @@ def _encoder(model, **params):
     return sktransfer.TextEncoder(model, **params)
 
 
-def _records(tmp_path):
-    folder = tmp_path / "data" / "onnx" / "start"
+@pytest.fixture(scope="module")
+def _data_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("lean-data")
+
+
+@pytest.fixture(autouse=True)
+def _fresh(_data_home, monkeypatch):
+    """A data home whose exports the module's tests share (each export is made once),
+    but no start record survives a test."""
+    import shutil
+
+    monkeypatch.setenv("SKTRANSFER_DATA", str(_data_home))
+    shutil.rmtree(_data_home / "onnx" / "start", ignore_errors=True)
+    new_process()
+    yield
+    new_process()
+
+
+def _records():
+    folder = Path(os.environ["SKTRANSFER_DATA"]) / "onnx" / "start"
     return sorted(p for p in folder.glob("*.json") if not p.name.endswith(".tokenizer.json"))
 
 
@@ -86,7 +100,7 @@ def test_a_second_fit_starts_from_the_record_and_computes_the_same(tiny_text_mod
 
 def test_the_record_is_written_once_after_the_export_passed(tiny_text_model, tmp_path):
     _encoder(tiny_text_model, backend="onnx").fit()
-    (record,) = _records(tmp_path)
+    (record,) = _records()
     content = json.loads(record.read_text())
     assert content["kind"] == "text" and content["max_seq_length"] == 48
     assert content["identity"].startswith("sha256:")
@@ -95,7 +109,7 @@ def test_the_record_is_written_once_after_the_export_passed(tiny_text_model, tmp
     # The torch backend writes none.
     LOADED_NETWORKS.clear()
     _encoder(tiny_text_model, backend="torch").fit()
-    assert len(_records(tmp_path)) == 1
+    assert len(_records()) == 1
 
 
 @pytest.mark.parametrize(
@@ -145,7 +159,7 @@ def test_a_fresh_process_starts_without_torch(tiny_text_model, tmp_path):
         " if m in sys.modules]\n"
         "print(json.dumps({'heavy': heavy, 'out': out.tolist()}))\n"
     )
-    env = {**os.environ, "SKTRANSFER_DATA": str(tmp_path / "data")}
+    env = {**os.environ, "SKTRANSFER_DATA": os.environ["SKTRANSFER_DATA"]}
     done = subprocess.run(
         [sys.executable, "-c", child], capture_output=True, text=True, env=env, check=True
     )
@@ -207,7 +221,7 @@ def test_no_record_when_the_stand_in_tokenizer_disagrees(tiny_text_model, tmp_pa
 
     monkeypatch.setattr(_lean.LeanText, "preprocess", one_token_short)
     _encoder(tiny_text_model, backend="onnx").fit()
-    assert _records(tmp_path) == []
+    assert _records() == []
     new_process()
     again = _encoder(tiny_text_model, backend="onnx").fit()
     assert not _lean.is_lean(again._network)
@@ -283,13 +297,14 @@ def test_only_local_files_resolve_without_torch(tiny_text_model, tmp_path, monke
     assert _lean.text_reference("nobody/not-a-cached-model", None) is None
 
 
-def test_an_empty_runtime_error_still_names_the_way_out(tiny_text_model, monkeypatch):
+def test_an_empty_runtime_error_still_names_the_way_out(tiny_text_model, tmp_path, monkeypatch):
     # The message of an error without text used to fail with an IndexError.
     from sktransfer.exceptions import BackendError
 
     def silent(self, batch):
         raise RuntimeError()
 
+    monkeypatch.setenv("SKTRANSFER_DATA", str(tmp_path))  # the module's exports stay usable
     monkeypatch.setattr(_onnx.OnnxRunner, "numpy", silent)
     with pytest.raises(BackendError, match=r"RuntimeError: no message\). Use backend='torch'"):
         _encoder(tiny_text_model, backend="onnx").fit()
@@ -314,7 +329,7 @@ def test_the_command_line_starts_without_torch(tiny_text_model, tmp_path):
 
     table = tmp_path / "in.csv"
     pd.DataFrame({"text": TEXTS[:4]}).to_csv(table, index=False)
-    env = {**os.environ, "SKTRANSFER_DATA": str(tmp_path / "data")}
+    env = {**os.environ, "SKTRANSFER_DATA": os.environ["SKTRANSFER_DATA"]}
     child = (
         "import runpy, sys\n"
         "sys.argv = ['sktransfer', 'embed', {table!r}, '-o', {out!r}, '--column', 'text',"
@@ -395,5 +410,5 @@ def test_a_tokenizer_that_raises_on_the_check_means_no_record(
 
     monkeypatch.setattr(_lean.LeanText, "preprocess", raises)
     encoder = _encoder(tiny_text_model, backend="onnx").fit()  # fit itself is unaffected
-    assert _records(tmp_path) == []
+    assert _records() == []
     assert encoder.transform(["a great movie"]).shape == (1, 32)
