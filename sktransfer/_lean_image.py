@@ -398,8 +398,9 @@ def image_reference(encoder, records: Path) -> tuple[str, str] | None:
     ``local-dir:`` folder's weights; an ``hf-hub:`` repository's snapshot in
     the Hugging Face cache; for a registry name, the Hugging Face cache file of
     the repository the name's hint gives, then the packaged checkpoint when
-    ``HF_HUB_OFFLINE`` is set. None where the torch path would ask the Hub, use
-    random weights or fail (it gives the errors).
+    the Hub is off (``HF_HUB_OFFLINE``), unreachable or without the weights, in
+    the torch path's order. None where the torch path would download from the
+    Hub, use random weights or fail (it gives the errors).
     """
     from sktransfer import _hub
 
@@ -438,11 +439,12 @@ def image_reference(encoder, records: Path) -> tuple[str, str] | None:
     cached = _hub._cached_hub_file(hf_hub_id) if hf_hub_id else None
     if cached:
         return "hf-cache", cached
-    if _hub.hub_offline() and encoder.model in _hub._PACKAGED_IMAGE:
-        checkpoint = _hub.packaged_image_checkpoint(encoder.model)
-        if checkpoint is not None:
-            return "package", checkpoint
-    return None
+    if encoder.model not in _hub._PACKAGED_IMAGE:
+        return None
+    if not _hub.hub_offline() and hf_hub_id and _hub._hub_status(hf_hub_id)[0] == "ok":
+        return None  # the torch path downloads it from the Hub
+    checkpoint = _hub.packaged_image_checkpoint(encoder.model)
+    return None if checkpoint is None else ("package", checkpoint)
 
 
 def start_image(encoder):

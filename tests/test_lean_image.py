@@ -530,9 +530,13 @@ def test_the_packaged_default_model_starts_lean_offline(tmp_path, monkeypatch, v
     assert (lean.model_source_, lean.model_reference_) == ("package", first.model_reference_)
     assert lean.model_fingerprint_ == first.model_fingerprint_
     np.testing.assert_allclose(lean.transform(varied_images), expected, rtol=0, atol=1e-5)
-    # With the Hub allowed, the torch path would ask it first: no start.
+    # With the Hub allowed, the torch path asks it first: where it answers, the
+    # torch path downloads (no start); where it cannot be reached, the package.
+    from sktransfer import _hub
+
     monkeypatch.delenv("HF_HUB_OFFLINE")
-    new_process()
-    assert (
-        _lean_image.start_image(sktransfer.ImageEncoder("tf_efficientnet_lite0", **params)) is None
-    )
+    for status, starts in (("ok", False), ("unreachable", True), ("missing", True)):
+        monkeypatch.setattr(_hub, "_hub_status", lambda repo, revision=None, s=status: (s, ""))
+        new_process()
+        encoder = sktransfer.ImageEncoder("tf_efficientnet_lite0", **params)
+        assert (_lean_image.start_image(encoder) is not None) is starts, status
