@@ -309,6 +309,7 @@ def write_text_record(encoder, network, export: Path, inputs: list[str]) -> bool
     ):
         return False
     from sktransfer._adapters.text import _position_limit
+    from sktransfer.text import _normalizes
 
     record = {
         "format": RECORD_FORMAT,
@@ -340,12 +341,6 @@ def write_text_record(encoder, network, export: Path, inputs: list[str]) -> bool
     _write_atomic(folder / f"{key}.tokenizer.json", spec.encode())
     _write_atomic(folder / f"{key}.json", json.dumps(record, indent=1).encode())
     return True
-
-
-def _normalizes(st) -> bool:
-    children = getattr(st, "children", None)
-    modules = list(children()) if callable(children) else []
-    return bool(modules) and type(modules[-1]).__name__ == "Normalize"
 
 
 def agrees(encoder, st, lean: LeanText) -> bool:

@@ -437,7 +437,7 @@ class TextEncoder(AdaptiveEncoder):
         embeddings = np.empty((len(texts), self.embedding_dim_), dtype=np.float32)
         batches = adapter.inference_batches(texts, self.batch_size, lengths=lengths)
         batches = self._progress(batches, len(texts))
-        if not isinstance(body, _torch_module()):  # an ONNX/OpenVINO runner: numpy in and out
+        if hasattr(body, "numpy"):  # an ONNX/OpenVINO runner (sktransfer._onnx): numpy out
             for rows, features in batches:
                 out = body.numpy(features)
                 embeddings[rows] = _unit_rows(out) if self.normalize else out
@@ -505,18 +505,6 @@ class TextEncoder(AdaptiveEncoder):
             _TRUNCATED.reset(token)
         if found:
             warn_truncated("TextEncoder", sorted(found), self._body().st, encoder=True)
-
-
-def _torch_module() -> type:
-    """``torch.nn.Module`` when torch is imported; a class nothing is an instance of, else."""
-    import sys
-
-    torch = sys.modules.get("torch")
-    return torch.nn.Module if torch is not None else _NoClass
-
-
-class _NoClass:
-    pass
 
 
 def _unit_rows(rows: np.ndarray) -> np.ndarray:
