@@ -340,7 +340,7 @@ def test_precision_check_compares_with_float32_on_a_cpu_with_native_bfloat16(mon
 
     monkeypatch.delenv("SKTRANSFER_BFLOAT16")  # set for every test by conftest
     monkeypatch.setattr(_precision, "native_bfloat16", lambda device: (True, "native (mocked)"))
-    monkeypatch.setattr(check_precision, "_onnx_variants", lambda folder: [])
+    monkeypatch.setattr(check_precision, "_onnx_variants", lambda *args: [])
     result = check_precision.run({"n_text": 16, "n_accuracy": 0})
     reference, bf16 = result["rows"]
     assert reference["key"] == "float32" and bf16["key"] == "bfloat16"
@@ -348,6 +348,61 @@ def test_precision_check_compares_with_float32_on_a_cpu_with_native_bfloat16(mon
     assert "meets it" in check_precision.render(result)
     # The timed probe it replaces while it runs is back afterwards.
     assert _precision.cpu_bfloat16_speedup.__name__ == "cpu_bfloat16_speedup"
+
+
+@pytest.mark.real_model
+def test_precision_check_compares_each_int8_variant_with_float32(monkeypatch):
+    # Each int8 row is its quantised model against TextEncoder float32: a row
+    # compared with itself (cosine 1), with another variant, or with a runner
+    # left in place by the previous row would not match what is computed here.
+    pytest.importorskip("onnxruntime.quantization")
+    import numpy as np
+
+    from benchmarks import check_precision
+    from sktransfer import TextEncoder
+    from sktransfer._hub import packaged_text_model_dir
+
+    picked = ("ort-dynamic-matmul-perchannel", "ort-static-minmax")
+    seen = {}  # key -> (texts, features) of the variant's last call
+    every = check_precision.int8_variants
+
+    def some(encoder, calibration, workdir):
+        assert len(calibration) == check_precision.N_CALIBRATION
+        chosen = []
+        for label, key, transform in every(encoder, calibration, workdir):
+            if key in picked:
+                chosen.append((label, key, _recording(key, transform, seen, encoder)))
+        return chosen
+
+    monkeypatch.setattr(check_precision, "int8_variants", some)
+    result = check_precision.run({"n_text": 16, "n_accuracy": 0})
+    rows = {row["key"]: row for row in result["rows"]}
+    assert set(picked) <= set(rows) and set(picked) <= set(seen)
+    folder = str(packaged_text_model_dir("all-MiniLM-L6-v2"))
+    exact = TextEncoder(folder, progress=False, cache=None, precision="float32").fit()
+    for key in picked:
+        texts, quantised = seen[key]
+        reference = exact.transform(texts)
+        cos = np.sum(reference * quantised, 1) / (
+            np.linalg.norm(reference, axis=1) * np.linalg.norm(quantised, axis=1)
+        )
+        assert rows[key]["cosine"] == pytest.approx([cos.mean(), cos.min()], abs=1e-6)
+        assert rows[key]["cosine"][0] < 1 - 1e-5  # int8 is not float32
+    assert rows["onnx"]["cosine"][1] > 0.9999  # the float32 export is float32
+    text = check_precision.render(result)
+    assert "ONNX Runtime static QDQ" in text and "fails" in text
+
+
+def _recording(key, transform, seen, encoder):
+    """``transform``, noting its input and output, and checking it restores ``encoder``."""
+
+    def call(texts):
+        out = transform(texts)
+        assert "_runner" not in vars(encoder)  # the float32 runner is back
+        seen[key] = (list(texts), out)
+        return out
+
+    return call
 
 
 def test_write_docs_puts_a_partial_runs_sections_in_docs(tmp_path, monkeypatch):
