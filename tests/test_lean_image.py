@@ -33,7 +33,9 @@ from sktransfer.exceptions import ImageDecodeError  # noqa: E402
 from tests.onnx_helpers import (  # noqa: E402, F401
     RUNTIMES,
     by_runtime,
+    copy_exports,
     fresh_runners,
+    make_exports,
     new_process,
 )
 
@@ -43,6 +45,25 @@ REPO_ROOT = Path(sktransfer.__file__).resolve().parents[1]
 def _image(weights, **params):
     defaults = {"image_size": 32, "batch_size": 5, "cache": None, "progress": False}
     return sktransfer.ImageEncoder("test_efficientnet", weights=weights, **{**defaults, **params})
+
+
+@pytest.fixture(scope="module")
+def _made_exports(tmp_path_factory, tiny_image_weights):
+    """The export of ``_image(tiny_image_weights)``, made once for the module."""
+    return make_exports(
+        tmp_path_factory.mktemp("image-exports"),
+        lambda: _image(tiny_image_weights, backend="onnx").fit(),
+    )
+
+
+@pytest.fixture
+def exported(_made_exports, tmp_path):
+    """The test's data home starts with a copy of that export, and no start record.
+
+    For tests that are not about making the export: their first fit finds it,
+    checks it against torch and writes the record, as in a later process.
+    """
+    copy_exports(_made_exports, tmp_path / "data")
 
 
 def _records(tmp_path) -> list[Path]:
@@ -123,6 +144,7 @@ def test_the_first_fit_writes_a_record_of_what_transform_needs(tiny_image_weight
 
 
 @by_runtime
+@pytest.mark.usefixtures("exported")
 def test_a_second_fit_starts_from_the_record_and_computes_the_same(
     tiny_image_weights, varied_images, backend
 ):
@@ -148,6 +170,7 @@ def test_a_second_fit_starts_from_the_record_and_computes_the_same(
     np.testing.assert_allclose(single, expected, rtol=0, atol=1e-5)
 
 
+@pytest.mark.usefixtures("exported")
 def test_the_start_shares_the_cache_keys_of_the_torch_path(tiny_image_weights, varied_images):
     first = _image(tiny_image_weights, backend="onnx", cache="memory").fit()
     expected = first.transform(varied_images)
@@ -160,6 +183,7 @@ def test_the_start_shares_the_cache_keys_of_the_torch_path(tiny_image_weights, v
     assert lean.cache_info().misses == 0
 
 
+@pytest.mark.usefixtures("exported")
 def test_the_start_imports_neither_torch_nor_timm_in_a_fresh_process(
     tiny_image_weights, varied_images, tmp_path
 ):
@@ -209,6 +233,7 @@ def test_the_start_imports_neither_torch_nor_timm_in_a_fresh_process(
 
 
 # ------------------------------------------------------------- the guards
+@pytest.mark.usefixtures("exported")
 def test_a_changed_export_is_never_run_from_the_record(tiny_image_weights, tmp_path):
     _image(tiny_image_weights, backend="onnx").fit()
     export = _export(tmp_path)
@@ -219,6 +244,7 @@ def test_a_changed_export_is_never_run_from_the_record(tiny_image_weights, tmp_p
     assert _lean_image.start_image(_image(tiny_image_weights, backend="onnx")) is None
 
 
+@pytest.mark.usefixtures("exported")
 def test_a_damaged_export_falls_back_to_the_torch_path(tiny_image_weights, varied_images, tmp_path):
     expected = _image(tiny_image_weights, backend="onnx").fit().transform(varied_images)
     export = _export(tmp_path)
@@ -235,6 +261,7 @@ def test_a_damaged_export_falls_back_to_the_torch_path(tiny_image_weights, varie
     np.testing.assert_allclose(again.transform(varied_images), expected, atol=1e-6)
 
 
+@pytest.mark.usefixtures("exported")
 def test_a_start_that_was_shared_notices_a_change_on_disk(tiny_image_weights, tmp_path):
     _image(tiny_image_weights, backend="onnx").fit()
     new_process()
@@ -247,6 +274,7 @@ def test_a_start_that_was_shared_notices_a_change_on_disk(tiny_image_weights, tm
     assert _lean_image.start_image(_image(tiny_image_weights, backend="onnx")) is None
 
 
+@pytest.mark.usefixtures("exported")
 def test_a_preprocessing_that_disagrees_writes_no_record(tiny_image_weights, tmp_path, monkeypatch):
     real = _lean_image.LeanPreprocess.__call__
 
@@ -255,12 +283,13 @@ def test_a_preprocessing_that_disagrees_writes_no_record(tiny_image_weights, tmp
 
     monkeypatch.setattr(_lean_image.LeanPreprocess, "__call__", one_pixel_off)
     encoder = _image(tiny_image_weights, backend="onnx").fit()
-    assert encoder.backend_ == "onnx" and _export(tmp_path).is_file()
+    assert encoder.backend_ == "onnx" and encoder._runner().source == str(_export(tmp_path))
     assert _records(tmp_path) == []
     new_process()
     assert not _lean.is_lean(_image(tiny_image_weights, backend="onnx").fit()._network)
 
 
+@pytest.mark.usefixtures("exported")
 def test_an_unknown_transform_writes_no_record(tiny_image_weights, tmp_path, monkeypatch):
     monkeypatch.setattr(_lean_image, "preprocess_steps", lambda transform: None)
     _image(tiny_image_weights, backend="onnx").fit()
@@ -273,6 +302,7 @@ def test_random_weights_write_no_record(tmp_path):
     assert _records(tmp_path) == []
 
 
+@pytest.mark.usefixtures("exported")
 def test_another_record_never_serves_other_parameters(tiny_image_weights, tmp_path):
     _image(tiny_image_weights, backend="onnx").fit()
     new_process()
@@ -286,6 +316,7 @@ def test_another_record_never_serves_other_parameters(tiny_image_weights, tmp_pa
 
 
 # ------------------------------------------------------ transform's contract
+@pytest.mark.usefixtures("exported")
 def test_bad_images_fail_as_on_the_torch_path(tiny_image_weights, varied_images, tmp_path):
     items = [varied_images[0], b"not an image", str(tmp_path / "absent.png"), varied_images[3]]
     torch_path = _image(tiny_image_weights, backend="onnx").fit()
@@ -308,6 +339,7 @@ def test_bad_images_fail_as_on_the_torch_path(tiny_image_weights, varied_images,
         np.testing.assert_allclose(out, expected.transform(items), atol=1e-5)
 
 
+@pytest.mark.usefixtures("exported")
 def test_model_loads_the_timm_model_on_demand(tiny_image_weights):
     import torch
 
@@ -320,6 +352,7 @@ def test_model_loads_the_timm_model_on_demand(tiny_image_weights):
     assert model.pretrained_cfg["architecture"] == "test_efficientnet"
 
 
+@pytest.mark.usefixtures("exported")
 def test_a_pickled_lean_encoder_starts_lean_again(tiny_image_weights, varied_images):
     _image(tiny_image_weights, backend="onnx").fit()
     new_process()
@@ -360,6 +393,7 @@ def hf_cache(tmp_path, monkeypatch, tiny_image_weights):
 
 
 @pytest.mark.parametrize("form", ["registry", "hf-hub", "local-dir"])
+@pytest.mark.usefixtures("exported")
 def test_every_way_of_naming_cached_weights_starts_lean(form, hf_cache, varied_images):
     model = {
         "registry": "test_efficientnet",
@@ -381,6 +415,7 @@ def test_every_way_of_naming_cached_weights_starts_lean(form, hf_cache, varied_i
     np.testing.assert_allclose(lean.transform(varied_images), expected, rtol=0, atol=1e-5)
 
 
+@pytest.mark.usefixtures("exported")
 def test_a_registry_name_without_its_hint_takes_the_torch_path(hf_cache, tmp_path):
     params = {"image_size": 32, "cache": None, "progress": False, "backend": "onnx"}
     sktransfer.ImageEncoder("test_efficientnet", **params).fit()
@@ -443,6 +478,7 @@ def test_transforms_the_numpy_steps_do_not_know_are_refused(config):
     assert _lean_image.preprocess_steps(transform) is None
 
 
+@pytest.mark.usefixtures("exported")
 def test_a_record_with_a_broken_preprocessing_is_not_started(tiny_image_weights, tmp_path):
     _image(tiny_image_weights, backend="onnx").fit()
     (record_file,) = _records(tmp_path)
@@ -453,6 +489,7 @@ def test_a_record_with_a_broken_preprocessing_is_not_started(tiny_image_weights,
     assert _lean_image.start_image(_image(tiny_image_weights, backend="onnx")) is None
 
 
+@pytest.mark.usefixtures("exported")
 def test_a_lean_start_fits_its_reduction(tiny_image_weights, varied_images):
     expected = _image(tiny_image_weights, backend="onnx", n_components=3).fit_transform(
         varied_images
@@ -466,6 +503,7 @@ def test_a_lean_start_fits_its_reduction(tiny_image_weights, varied_images):
 
 
 @pytest.mark.skipif(not optional_available("openvino"), reason="openvino is not installed")
+@pytest.mark.usefixtures("exported")
 def test_openvino_auto_probes_bfloat16_on_numpy_batches(tiny_image_weights, monkeypatch):
     from sktransfer import _precision
 
@@ -480,6 +518,7 @@ def test_openvino_auto_probes_bfloat16_on_numpy_batches(tiny_image_weights, monk
     assert lean.precision_.reason.split("(")[0] == first.precision_.reason.split("(")[0]
 
 
+@pytest.mark.usefixtures("exported")
 def test_a_record_already_there_is_neither_checked_nor_written_again(
     tiny_image_weights, tmp_path, monkeypatch
 ):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pickle
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +21,12 @@ from sktransfer import _onnx  # noqa: E402
 from sktransfer._optional import optional_available  # noqa: E402
 from sktransfer.exceptions import BackendError, PrecisionWarning  # noqa: E402
 from tests.conftest import image_samples, text_samples  # noqa: E402
-from tests.onnx_helpers import by_runtime, fresh_runners  # noqa: E402, F401
+from tests.onnx_helpers import (  # noqa: E402, F401
+    by_runtime,
+    copy_exports,
+    fresh_runners,
+    make_exports,
+)
 
 # Texts of different lengths: batches of 3 have different padded lengths, and
 # the last batch holds one text.
@@ -51,7 +57,29 @@ def _image(weights, **params):
     )
 
 
+@pytest.fixture(scope="module")
+def _made_exports(tmp_path_factory, tiny_text_model, tiny_image_weights):
+    """The exports of ``_text`` (truncating and chunking) and ``_image``, made once."""
+    return make_exports(
+        tmp_path_factory.mktemp("exports"),
+        lambda: _text(tiny_text_model, backend="onnx").fit(),
+        lambda: _text(tiny_text_model, backend="onnx", long_texts="chunk").fit(),
+        lambda: _image(tiny_image_weights, backend="onnx").fit(),
+    )
+
+
+@pytest.fixture
+def exported(_made_exports, tmp_path):
+    """The test's data home starts with copies of those exports.
+
+    For tests that are not about making, storing or refusing an export: their
+    fits find it on disk and check it against torch, as in a later process.
+    """
+    copy_exports(_made_exports, tmp_path / "data")
+
+
 @by_runtime
+@pytest.mark.usefixtures("exported")
 def test_text_onnx_gives_the_torch_float32_embeddings(tiny_text_model, backend):
     torch_out = _text(tiny_text_model, precision="float32").fit_transform(TEXTS)
     encoder = _text(tiny_text_model, backend=backend)
@@ -63,6 +91,7 @@ def test_text_onnx_gives_the_torch_float32_embeddings(tiny_text_model, backend):
 
 
 @by_runtime
+@pytest.mark.usefixtures("exported")
 def test_text_onnx_chunks_long_texts_like_torch(tiny_text_model, backend):
     long_text = " ".join(["i love this film and the book was very good fun"] * 12)
     texts = [long_text, "bad"]
@@ -72,6 +101,7 @@ def test_text_onnx_chunks_long_texts_like_torch(tiny_text_model, backend):
 
 
 @by_runtime
+@pytest.mark.usefixtures("exported")
 def test_image_onnx_gives_the_torch_float32_features(tiny_image_weights, backend):
     images, _ = image_samples(11)
     expected = _image(tiny_image_weights, precision="float32").fit_transform(images)
@@ -175,12 +205,14 @@ def test_onnx_computes_in_float32_auto_without_a_warning(tiny_text_model, backen
         assert encoder.precision_.reason.startswith("auto: ")
 
 
+@pytest.mark.usefixtures("exported")
 def test_onnx_with_bfloat16_asked_warns_and_computes_float32(tiny_text_model):
     with pytest.warns(PrecisionWarning, match="backend='onnx' computes in float32"):
         encoder = _text(tiny_text_model, backend="onnx", precision="bfloat16").fit()
     assert encoder.precision_ == "float32"
 
 
+@pytest.mark.usefixtures("exported")
 def test_onnx_picks_the_cpu_and_refuses_another_device(tiny_text_model, monkeypatch):
     import sktransfer._base as base
 
@@ -190,6 +222,7 @@ def test_onnx_picks_the_cpu_and_refuses_another_device(tiny_text_model, monkeypa
         _text(tiny_text_model, backend="onnx", device="cuda").fit()
 
 
+@pytest.mark.usefixtures("exported")
 def test_the_backend_is_in_the_cache_key_only_when_not_torch(tiny_text_model):
     torch_enc = _text(tiny_text_model).fit()  # float32 on test machines, as onnx
     onnx_enc = _text(tiny_text_model, backend="onnx").fit()
@@ -201,6 +234,7 @@ def test_the_backend_is_in_the_cache_key_only_when_not_torch(tiny_text_model):
     assert onnx_enc._body() is torch_enc._body()
 
 
+@pytest.mark.usefixtures("exported")
 def test_the_memory_cache_never_serves_torch_rows_to_onnx(tiny_text_model):
     torch_enc = sktransfer.TextEncoder(tiny_text_model, precision="float32", progress=False).fit()
     torch_enc.transform(TEXTS)
@@ -210,6 +244,7 @@ def test_the_memory_cache_never_serves_torch_rows_to_onnx(tiny_text_model):
 
 
 @by_runtime
+@pytest.mark.usefixtures("exported")
 def test_an_onnx_encoder_pickles_and_runs_after_unpickling(tiny_text_model, backend):
     encoder = _text(tiny_text_model, backend=backend).fit()
     expected = encoder.transform(TEXTS)
@@ -236,6 +271,7 @@ def test_a_missing_onnxruntime_names_the_extra(tiny_text_model, monkeypatch):
         _text(tiny_text_model, backend="onnx").fit()
 
 
+@pytest.mark.usefixtures("exported")
 def test_the_backend_is_grid_searchable(tiny_text_model):
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV
@@ -251,6 +287,7 @@ def test_the_backend_is_grid_searchable(tiny_text_model):
 
 
 @pytest.mark.skipif(not optional_available("openvino"), reason="openvino is not installed")
+@pytest.mark.usefixtures("exported")
 def test_openvino_computes_float32_even_where_the_cpu_has_bfloat16(tiny_text_model):
     # OpenVINO would run bfloat16 on such CPUs unless told otherwise.
     encoder = _text(tiny_text_model, backend="openvino").fit()
@@ -282,6 +319,7 @@ def native_bfloat16(monkeypatch):
 
 
 @needs_openvino
+@pytest.mark.usefixtures("exported")
 def test_openvino_auto_picks_bfloat16_where_native_and_its_probe_agrees(
     tiny_text_model, native_bfloat16
 ):
@@ -300,6 +338,7 @@ def test_openvino_auto_picks_bfloat16_where_native_and_its_probe_agrees(
 
 
 @needs_openvino
+@pytest.mark.usefixtures("exported")
 def test_openvino_auto_stays_float32_where_its_probe_disagrees(
     tiny_text_model, native_bfloat16, monkeypatch
 ):
@@ -311,6 +350,7 @@ def test_openvino_auto_stays_float32_where_its_probe_disagrees(
 
 
 @needs_openvino
+@pytest.mark.usefixtures("exported")
 def test_openvino_float16_warns_and_computes_float32(tiny_text_model):
     with pytest.warns(PrecisionWarning, match="float16"):
         encoder = _text(tiny_text_model, backend="openvino", precision="float16").fit()
@@ -331,9 +371,12 @@ def test_onnx_runtime_refuses_bfloat16():
         _onnx.runner(None, None, "f", cache=None, threads=1, on_disk=False, precision="bfloat16")
 
 
+@pytest.mark.usefixtures("exported")
 def test_a_damaged_stored_export_is_moved_aside_and_made_again(tiny_text_model, tmp_path):
-    expected = _text(tiny_text_model, backend="onnx").fit().transform(TEXTS)
-    (stored,) = (tmp_path / "data" / "onnx").glob("*/model.onnx")
+    first = _text(tiny_text_model, backend="onnx").fit()
+    expected = first.transform(TEXTS)
+    stored = Path(first._runner().source)
+    assert stored.parent.parent == tmp_path / "data" / "onnx"
     stored.write_bytes(stored.read_bytes()[:1000])  # cut short
     _onnx.clear_runners()
     with pytest.warns(UserWarning, match="could not be used.*moved to.*exported again"):
