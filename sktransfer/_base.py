@@ -228,7 +228,7 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         network = self._body()
         backend = self._backend_in_use()
         if backend == "torch":
-            return network
+            return self._torch_runner(network, str(precision or self.precision_))
         from sktransfer import _lean, _onnx
 
         threads = resolve_n_threads(getattr(self, "n_threads", None))
@@ -250,6 +250,10 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
             backend=backend,
             precision=precision,
         )
+
+    def _torch_runner(self, network, precision: str):
+        """What runs ``network``'s forward pass with the torch backend (hook: itself)."""
+        return network
 
     def _backend_in_use(self) -> str:
         """The backend ``fit`` set up (``backend_``); a later ``set_params`` needs a refit."""
@@ -395,8 +399,10 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         self._after_load(network)
         self.precision_ = self._resolve_precision(self.device_, network)
         self.model_fingerprint_ = self._fingerprint(identity)
+        # What runs the forward pass, made now (an export, an inference copy):
+        # its cost and its errors belong to fit, not to the first transform.
+        self._runner()
         if self.backend_ != "torch":
-            self._runner()  # export (or find the export) now: errors belong to fit
             from sktransfer import _lean
 
             if not _lean.is_lean(network) and identity.startswith("sha256:"):

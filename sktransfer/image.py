@@ -315,9 +315,57 @@ class ImageEncoder(AdaptiveEncoder):
             network = network.to(memory_format=torch.channels_last)
         return network, source, reference
 
+    def _torch_runner(self, network, precision: str):
+        # On a CPU, an inference copy: BatchNorm folded into the convolutions
+        # (unless SKTRANSFER_FOLD_BATCHNORM=0 at fit) and, for bfloat16, the
+        # weights cast once instead of on every call. See ``sktransfer._inference``.
+        if not str(self.device_).startswith("cpu"):
+            return network
+        from sktransfer import _inference
+
+        probe = self._probe_batch if self.__dict__.get("_fold_batchnorm") else None
+        return _inference.inference_network(network, precision, probe)
+
+    def _probe_batch(self):
+        """The adapter's probe photos as one batch, as ``_encode`` feeds the network."""
+        import torch
+
+        adapter = self._adapter
+        items = adapter.check_X(adapter.probe_samples())
+        ((_, batch),) = adapter.inference_batches(items, len(items))
+        return batch.contiguous(memory_format=torch.channels_last)
+
+    def _precision_probe(self, network):
+        probe = super()._precision_probe(network)
+        if probe is None:
+            return probe
+        from sktransfer._base import precision_probe
+
+        # What each precision runs: the folded copy (float32, or bfloat16 weights).
+        def folded_probe(precision: str):
+            run = self._torch_runner(network, precision)
+            return precision_probe(run, self._adapter, self.device_)(precision)
+
+        return folded_probe
+
+    def _fingerprint_params(self, identity: str, *, export: bool = False) -> dict:
+        params = super()._fingerprint_params(identity, export=export)
+        # Folding changes float32 outputs by rounding only (as channels-last
+        # does); in bfloat16 the folded weights are rounded, not the unfolded
+        # ones, so its rows are not served for those of an unfolded network.
+        if not export and params.get("precision", "float32") != "float32":
+            network = self.__dict__.get("_network")
+            if network is not None and self._backend_in_use() == "torch":
+                if self._torch_runner(network, "float32") is not network:  # folded
+                    params["conv_bn"] = "folded"
+        return params
+
     def _after_load(self, network):
+        from sktransfer import _inference
+
         super()._after_load(network)
         self.data_config_ = self._adapter.data_config
+        self._fold_batchnorm = _inference.enabled()  # decided at fit (and reload), with the keys
 
     # An encoder pickled before ``jpeg_draft`` existed decoded every pixel.
     _added_params = {"jpeg_draft": False, "backend": "torch"}

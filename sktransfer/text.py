@@ -408,6 +408,16 @@ class TextEncoder(AdaptiveEncoder):
         self._prompt_tokens = prompt_tokens(network.st, self.prompt_)
         self._adapter.prompt = self.prompt_
 
+    def _torch_runner(self, network, precision: str):
+        # bfloat16 on a CPU: a copy holding the linear weights in bfloat16, the
+        # casts autocast would repeat on every batch done once (the same numbers;
+        # see ``sktransfer._inference``).
+        if precision != "bfloat16" or not str(self.device_).startswith("cpu"):
+            return network
+        from sktransfer import _inference
+
+        return _inference.inference_network(network, precision)
+
     def _encode(self, texts, failed, labels=None):
         network = self._body().st
         # Duplicates are encoded once; `inverse` maps every input back to its row.

@@ -148,3 +148,38 @@ def test_avx2_table_names_the_cap_and_judges_the_goal_on_the_openvino_row():
     rates["ours-openvino-float32"] = 400.0
     avx2["rows"] = _speed_rows(AVX2_SYSTEMS, rates, precision)
     assert "Goal ≥ 2.0× the direct call: met." in throughput.render_avx2(avx2)
+
+
+def _folding(rates: dict) -> dict:
+    results = {}
+    for precision, ran_in in (("auto", "bfloat16"), ("float32", "float32")):
+        results[precision] = {
+            "rates": {
+                f"{name}/{fold}": rates.get(f"{precision}/{name}/{fold}", [10.0, 10.5, 11.0])
+                for name in ("small", "photos")
+                for fold in (0, 1)
+            },
+            "cosines": {
+                f"{name}/{fold}": [1.0, 1.0] if ran_in == "float32" else [0.999, 0.998]
+                for name in ("small", "photos")
+                for fold in (0, 1)
+            },
+            "ran_in": ran_in,
+            "n": {"small": 64, "photos": 21},
+            "megapixels": [1.3, 17.9],
+        }
+    return {"config": {"rounds": 3}, "results": results}
+
+
+def test_folding_table_judges_each_precision_and_input_on_its_own():
+    from benchmarks import fold
+
+    text = fold.render(
+        _folding({"auto/small/1": [14.0, 15.0, 16.0], "float32/photos/1": [9.0, 9.5, 9.8]}), META
+    )
+    assert "bfloat16, small JPEGs: folded 1.43× unfolded, faster beyond" in text
+    assert "bfloat16, photos: folded 1.00× unfolded, a tie" in text
+    assert "float32, photos: folded 0.90× unfolded, slower beyond" in text
+    assert "folded (default)" in text and "unfolded" in text
+    assert "64 small JPEG files" in text and "1.3–17.9 megapixels" in text
+    assert "AVX-512 BF16 no" in text

@@ -188,7 +188,7 @@ def test_decoding_is_lazy_per_batch(encoder, monkeypatch):
         return original(item, index)
 
     monkeypatch.setattr(image_io, "to_rgb", counting)
-    model = encoder.model_
+    model = encoder._runner()  # what runs the forward pass (an inference copy on a CPU)
     forward = model.forward
 
     def spy(x):

@@ -149,7 +149,7 @@ def test_n_threads_restored_after_an_exception(tiny_image_weights, monkeypatch):
         assert torch.get_num_threads() == target
         raise RuntimeError("forward failed")
 
-    monkeypatch.setattr(enc.model_, "forward", boom)
+    monkeypatch.setattr(enc._runner(), "forward", boom)  # what runs the forward pass
     with pytest.raises(RuntimeError, match="forward failed"):
         enc.transform(image_samples(3)[0])
     assert torch.get_num_threads() == before
