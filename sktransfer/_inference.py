@@ -10,11 +10,10 @@ does not need to pay:
   time on a CPU). The folded numbers are the network's to float rounding in
   float32.
 - **autocast's weight casts.** Under ``torch.autocast`` every linear and
-  convolution weight is cast to bfloat16 again on every call (most of a
-  sentence-transformer's bfloat16 time on a CPU goes to these copies). The
-  bfloat16 copy holds those weights and biases in bfloat16 once; everything
-  else is shared with the network, not copied. Autocast would cast them to the
-  same values, so the copy computes exactly what autocast computes.
+  convolution weight is cast to bfloat16 again on every call. The bfloat16
+  copy holds those weights and biases in bfloat16 once; everything else is
+  shared with the network, not copied. Autocast would cast them to the same
+  values, so the copy computes exactly what autocast computes.
 
 Which BatchNorm reads which convolution is seen, not guessed: one forward pass
 of the probe batch with hooks records the pairs where the BatchNorm's input *is*
