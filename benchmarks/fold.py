@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -90,14 +88,7 @@ def run(cfg: dict, log=print) -> dict:
     for precision in PRECISIONS:
         log(f"{precision} ...")
         payload = json.dumps({**cfg, "precision": precision})
-        out = subprocess.run(
-            [sys.executable, "-m", "benchmarks.fold", "--worker", payload],
-            cwd=_common.ROOT,
-            env=_common.worker_env(),
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
+        out = _common.run_worker("benchmarks.fold", ["--worker", payload])
         results[precision] = json.loads(out.strip().splitlines()[-1])
     return {"config": cfg, "results": results}
 

@@ -108,11 +108,9 @@ def inference_network(network, precision: str, probe_batch=None):
 def _foldable(module) -> bool:
     import torch
 
-    if type(module) is torch.nn.BatchNorm2d:
-        pass
-    elif type(module).__name__ != "BatchNormAct2d" or not type(module).__module__.startswith(
-        "timm."
-    ):
+    kind = type(module)
+    timm_norm_act = kind.__name__ == "BatchNormAct2d" and kind.__module__.startswith("timm.")
+    if kind is not torch.nn.BatchNorm2d and not timm_norm_act:
         return False
     return (
         not module.training and module.running_mean is not None and module.running_var is not None
@@ -226,7 +224,6 @@ def _in_bfloat16(network):
     import torch
 
     memo: dict = {}
-    cast = set()
     for module in network.modules():
         if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
             for tensor in (module.weight, module.bias):
@@ -234,7 +231,6 @@ def _in_bfloat16(network):
                     memo[id(tensor)] = torch.nn.Parameter(
                         tensor.detach().to(torch.bfloat16), requires_grad=False
                     )
-                    cast.add(id(tensor))
     for tensor in (*network.parameters(), *network.buffers()):
         memo.setdefault(id(tensor), tensor)
     modules = set(map(id, network.modules()))
