@@ -1,6 +1,6 @@
-"""CPU inference copies of a network: BatchNorm folded, bfloat16 weights held once.
+"""CPU inference copies of a network: BatchNorm folded, paddings fixed, bfloat16 weights held once.
 
-Two costs of running a frozen torch network on a CPU that the network itself
+Three costs of running a frozen torch network on a CPU that the network itself
 does not need to pay:
 
 - **BatchNorm after a convolution.** In eval mode a BatchNorm layer is an
@@ -9,6 +9,9 @@ does not need to pay:
   activations fewer per layer (about a fifth of EfficientNet-Lite0's forward
   time on a CPU). The folded numbers are the network's to float rounding in
   float32.
+- **TensorFlow "SAME" padding.** timm's ``Conv2dSame`` pads its input with a
+  separate pad on every call; for the input size the probe batch shows, the
+  copy pads inside the convolution instead (``sktransfer._static_padding``).
 - **autocast's weight casts.** Under ``torch.autocast`` every linear and
   convolution weight is cast to bfloat16 again on every call. The bfloat16
   copy holds those weights and biases in bfloat16 once; everything else is
@@ -20,7 +23,8 @@ of the probe batch with hooks records the pairs where the BatchNorm's input *is*
 the convolution's output tensor. The folded copy must then reproduce the
 network's float32 outputs on that batch to 1e-4 of their largest magnitude;
 otherwise (a convolution output that something else also reads, say) nothing
-is folded. Only ``torch.nn.BatchNorm2d`` itself and timm's ``BatchNormAct2d``
+is folded (the paddings are still fixed, if that copy passes the same check).
+Only ``torch.nn.BatchNorm2d`` itself and timm's ``BatchNormAct2d``
 (BatchNorm, dropout, activation) are folded; another BatchNorm subclass may
 compute something else and is left alone. ``SKTRANSFER_FOLD_BATCHNORM=0`` in
 the environment (read by the encoder's ``fit``) turns folding off.
@@ -39,7 +43,7 @@ import weakref
 
 import numpy as np
 
-__all__ = ["inference_network", "clear", "enabled"]
+__all__ = ["inference_network", "folds_batchnorm", "clear", "enabled"]
 
 # ``SKTRANSFER_FOLD_BATCHNORM=0`` in the environment runs every network unchanged.
 ENV_SWITCH = "SKTRANSFER_FOLD_BATCHNORM"
@@ -51,6 +55,7 @@ ENV_SWITCH = "SKTRANSFER_FOLD_BATCHNORM"
 TOLERANCE = 1e-4
 
 _COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_FOLDED: weakref.WeakSet = weakref.WeakSet()  # copies with BatchNorm folded into them
 _LOCK = threading.Lock()
 
 
@@ -63,6 +68,7 @@ def clear() -> None:
     """Forget every inference copy (tests)."""
     with _LOCK:
         _COPIES.clear()
+        _FOLDED.clear()
 
 
 def _state_stamp(network) -> tuple:
@@ -70,39 +76,49 @@ def _state_stamp(network) -> tuple:
     return tuple((id(t), t._version) for t in (*network.parameters(), *network.buffers()))
 
 
-def inference_network(network, precision: str, probe_batch=None):
+def inference_network(network, precision: str, probe_batch=None, fold: bool = True):
     """What runs ``network`` at ``precision`` on a CPU: ``network`` or an inference copy.
 
     ``probe_batch()`` gives the batch (a tensor, as the forward pass is fed)
-    that finds the BatchNorm pairs and checks the fold; ``None`` folds nothing.
-    In float32 the folded copy, if anything folds; in bfloat16 a copy with the
-    linear and convolution weights (of the folded copy, if any) in bfloat16.
-    Other precisions, and float32 with nothing folded, run ``network`` itself.
+    that finds what can be rewritten and checks the rewritten copy: BatchNorm
+    folded into the convolutions (with ``fold``) and timm's "SAME"
+    convolutions given a fixed padding (see ``sktransfer._static_padding``).
+    ``None`` rewrites nothing. In float32 the rewritten copy, if anything was
+    rewritten; in bfloat16 a copy with the linear and convolution weights (of
+    the rewritten copy, if any) in bfloat16. Other precisions, and float32 with
+    nothing rewritten, run ``network`` itself.
     """
     if precision not in ("float32", "bfloat16"):
         return network
     stamp = _state_stamp(network)
-    folds = probe_batch is not None
+    rewrites = None if probe_batch is None else bool(fold)
     with _LOCK:
         entry = _COPIES.get(network)
         if entry is None or entry["stamp"] != stamp:
-            entry = _COPIES[network] = {"stamp": stamp, "copies": {}}
-        made = entry["copies"].get((precision, folds))
+            entry = _COPIES[network] = {"stamp": stamp, "copies": {}, "rewritten": {}}
+        made = entry["copies"].get((precision, rewrites))
     if made is not None:
         return made
     base = network
-    if folds:
+    if rewrites is not None:
         with _LOCK:
-            folded = entry.get("folded")
-        if folded is None:
-            folded = _folded(network, probe_batch) or network
+            rewritten = entry["rewritten"].get(rewrites)
+        if rewritten is None:
+            rewritten = _rewritten(network, probe_batch, fold) or network
             with _LOCK:
-                entry["folded"] = folded
-        base = folded
+                entry["rewritten"][rewrites] = rewritten
+        base = rewritten
     made = base if precision == "float32" else _in_bfloat16(base)
+    if base in _FOLDED:
+        _FOLDED.add(made)
     with _LOCK:
-        entry["copies"][(precision, folds)] = made
+        entry["copies"][(precision, rewrites)] = made
     return made
+
+
+def folds_batchnorm(runner) -> bool:
+    """Whether ``runner`` (from :func:`inference_network`) has BatchNorm folded into it."""
+    return runner in _FOLDED
 
 
 def _foldable(module) -> bool:
@@ -117,16 +133,28 @@ def _foldable(module) -> bool:
     )
 
 
-def _pairs(network, batch):
-    """``([(conv name, batchnorm name)], float32 outputs)`` from one forward pass with hooks."""
+def _observe(network, batch):
+    """``([(conv name, batchnorm name)], {same conv name: input size}, float32 outputs)``.
+
+    One forward pass of ``batch`` with hooks: the BatchNorm layers that read a
+    convolution's output tensor itself, and the input size of each timm
+    "SAME" convolution that ``sktransfer._static_padding`` can convert.
+    """
     import torch
+
+    from sktransfer._static_padding import convertible
 
     names = {module: name for name, module in network.named_modules()}
     produced: dict[int, tuple] = {}  # id(output) -> (output, conv); kept alive for the pass
     pairs: list[tuple[str, str]] = []
+    sizes: dict[str, set] = {}
 
     def after_conv(module, args, output):
         produced[id(output)] = (output, module)
+
+    def before_conv(module, args):
+        if args and isinstance(args[0], torch.Tensor):
+            sizes.setdefault(names[module], set()).add(tuple(args[0].shape[-2:]))
 
     def before_norm(module, args):
         if not args:
@@ -141,6 +169,8 @@ def _pairs(network, batch):
     for module in network.modules():
         if isinstance(module, torch.nn.Conv2d):
             handles.append(module.register_forward_hook(after_conv))
+            if convertible(module):
+                handles.append(module.register_forward_pre_hook(before_conv))
         elif isinstance(module, torch.nn.BatchNorm2d):
             handles.append(module.register_forward_pre_hook(before_norm))
     try:
@@ -151,11 +181,12 @@ def _pairs(network, batch):
             handle.remove()
         produced.clear()
     # A convolution whose output two BatchNorms read, or a BatchNorm run twice:
-    # not a plain pair.
+    # not a plain pair. A convolution run on two input sizes keeps its own padding.
     convs = [c for c, _ in pairs]
     norms = [n for _, n in pairs]
     pairs = [p for p in pairs if convs.count(p[0]) == 1 and norms.count(p[1]) == 1]
-    return pairs, out
+    fixed = {name: next(iter(seen)) for name, seen in sizes.items() if len(seen) == 1}
+    return pairs, fixed, out
 
 
 def _norm_rest(norm):
@@ -167,16 +198,42 @@ def _norm_rest(norm):
     return torch.nn.Sequential(norm.drop, norm.act)
 
 
-def _folded(network, probe_batch):
-    """The folded float32 copy of ``network``, or None (no pair, or the check failed)."""
+def _rewritten(network, probe_batch, fold: bool):
+    """The rewritten float32 copy of ``network``, or None (nothing to rewrite, or no check passed).
+
+    The copy must reproduce the network's outputs on the probe batch to
+    ``TOLERANCE``; if the one with BatchNorm folded does not, the one with only
+    the fixed paddings is tried.
+    """
+    batch = probe_batch()
+    pairs, sizes, reference = _observe(network, batch)
+    attempts = [(pairs if fold else [], sizes)]
+    if fold and pairs and sizes:
+        attempts.append(([], sizes))
+    for folds, pads in attempts:
+        if not folds and not pads:
+            continue
+        copied = _rewrite(network, folds, pads)
+        if _reproduces(copied, batch, reference):
+            if folds:
+                _FOLDED.add(copied)
+            return copied
+    return None
+
+
+def _rewrite(network, pairs, sizes):
+    """A deep copy of ``network`` with ``pairs`` folded and the ``sizes`` paddings fixed."""
     import torch
 
-    batch = probe_batch()
-    pairs, reference = _pairs(network, batch)
-    if not pairs:
-        return None
-    folded = copy.deepcopy(network)
-    modules = dict(folded.named_modules())
+    from sktransfer._static_padding import StaticSameConv2d
+
+    rewritten = copy.deepcopy(network)
+    modules = dict(rewritten.named_modules())
+
+    def replace(name, module):
+        parent_name, _, attr = name.rpartition(".")
+        setattr(modules[parent_name] if parent_name else rewritten, attr, module)
+
     with torch.no_grad():
         for conv_name, norm_name in pairs:
             conv, norm = modules[conv_name], modules[norm_name]
@@ -194,17 +251,23 @@ def _folded(network, probe_batch):
                 requires_grad=False,
             )
             conv.bias = torch.nn.Parameter(bias.to(dtype), requires_grad=False)
-            parent_name, _, attr = norm_name.rpartition(".")
-            setattr(modules[parent_name] if parent_name else folded, attr, _norm_rest(norm))
-        with torch.inference_mode():
-            out = folded(batch).float()
+            replace(norm_name, _norm_rest(norm))
+        for conv_name, size in sizes.items():  # after folding: the folded weights
+            replace(conv_name, StaticSameConv2d(modules[conv_name], size))
+    return rewritten
+
+
+def _reproduces(rewritten, batch, reference) -> bool:
+    """Whether ``rewritten`` gives ``reference`` (float32 outputs) on ``batch`` to ``TOLERANCE``."""
+    import torch
+
+    with torch.inference_mode():
+        out = rewritten(batch).float()
     reference, out = reference.cpu().numpy(), out.cpu().numpy()
     scale = float(np.abs(reference).max())
     if out.shape != reference.shape or not np.all(np.isfinite(out)):
-        return None
-    if float(np.abs(out - reference).max()) > TOLERANCE * max(scale, 1e-12):
-        return None
-    return folded
+        return False
+    return float(np.abs(out - reference).max()) <= TOLERANCE * max(scale, 1e-12)
 
 
 def _memory_format(tensor):

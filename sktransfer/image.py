@@ -317,14 +317,15 @@ class ImageEncoder(AdaptiveEncoder):
 
     def _torch_runner(self, network, precision: str):
         # On a CPU, an inference copy: BatchNorm folded into the convolutions
-        # (unless SKTRANSFER_FOLD_BATCHNORM=0 at fit) and, for bfloat16, the
-        # weights cast once instead of on every call. See ``sktransfer._inference``.
+        # (unless SKTRANSFER_FOLD_BATCHNORM=0 at fit), timm's "SAME" padding
+        # fixed inside the convolutions and, for bfloat16, the weights cast
+        # once instead of on every call. See ``sktransfer._inference``.
         if not str(self.device_).startswith("cpu"):
             return network
         from sktransfer import _inference
 
-        probe = self._probe_batch if self.__dict__.get("_fold_batchnorm") else None
-        return _inference.inference_network(network, precision, probe)
+        fold = bool(self.__dict__.get("_fold_batchnorm"))
+        return _inference.inference_network(network, precision, self._probe_batch, fold=fold)
 
     def _probe_batch(self):
         """The adapter's probe photos as one batch, as ``_encode`` feeds the network."""
@@ -356,7 +357,9 @@ class ImageEncoder(AdaptiveEncoder):
         if not export and params.get("precision", "float32") != "float32":
             network = self.__dict__.get("_network")
             if network is not None and self._backend_in_use() == "torch":
-                if self._torch_runner(network, "float32") is not network:  # folded
+                from sktransfer import _inference
+
+                if _inference.folds_batchnorm(self._torch_runner(network, "float32")):
                     params["conv_bn"] = "folded"
         return params
 

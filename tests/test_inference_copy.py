@@ -238,9 +238,12 @@ def test_the_environment_switch_turns_it_off_at_fit(monkeypatch):
     monkeypatch.setenv("SKTRANSFER_FOLD_BATCHNORM", "0")
     off = ImageEncoder(cache=None, precision="float32").fit()
     monkeypatch.delenv("SKTRANSFER_FOLD_BATCHNORM")
-    assert off._runner() is off._network  # decided at fit, not at each call
+    # Decided at fit, not at each call: nothing folded (the paddings are still fixed).
+    assert _norms(off._runner()) == _norms(off._network)
+    assert not _fold.folds_batchnorm(off._runner())
     on = ImageEncoder(cache=None, precision="float32").fit()
-    assert on._runner() is not on._network
+    assert _norms(on._runner()) < _norms(on._network)
+    assert _fold.folds_batchnorm(on._runner())
 
 
 # ------------------------------------------------------------------ text
