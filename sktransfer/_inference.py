@@ -1,6 +1,6 @@
-"""CPU inference copies of a network: BatchNorm folded, paddings fixed, bfloat16 weights held once.
+"""CPU inference copies of a network: BatchNorm folded, paddings fixed, activations fused.
 
-Three costs of running a frozen torch network on a CPU that the network itself
+Four costs of running a frozen torch network on a CPU that the network itself
 does not need to pay:
 
 - **BatchNorm after a convolution.** In eval mode a BatchNorm layer is an
@@ -12,6 +12,8 @@ does not need to pay:
 - **TensorFlow "SAME" padding.** timm's ``Conv2dSame`` pads its input with a
   separate pad on every call; for the input size the probe batch shows, the
   copy pads inside the convolution instead (``sktransfer._static_padding``).
+- **An activation after a convolution.** A ReLU, ReLU6 or Hardtanh that
+  reads a convolution's output is fused into it (``sktransfer._fused``).
 - **autocast's weight casts.** Under ``torch.autocast`` every linear and
   convolution weight is cast to bfloat16 again on every call. The bfloat16
   copy holds those weights and biases in bfloat16 once; everything else is
@@ -43,10 +45,21 @@ import weakref
 
 import numpy as np
 
-__all__ = ["inference_network", "folds_batchnorm", "clear", "enabled"]
+__all__ = [
+    "inference_network",
+    "folds_batchnorm",
+    "clear",
+    "enabled",
+    "fusing_enabled",
+    "padding_enabled",
+]
 
 # ``SKTRANSFER_FOLD_BATCHNORM=0`` in the environment runs every network unchanged.
 ENV_SWITCH = "SKTRANSFER_FOLD_BATCHNORM"
+# ``SKTRANSFER_FUSE_ACTIVATIONS=0`` keeps every activation a layer of its own.
+FUSE_SWITCH = "SKTRANSFER_FUSE_ACTIVATIONS"
+# ``SKTRANSFER_STATIC_PADDING=0`` keeps timm's "SAME" convolutions padding on every call.
+PADDING_SWITCH = "SKTRANSFER_STATIC_PADDING"
 
 # How closely the folded float32 copy must reproduce the network: the largest
 # absolute difference, relative to the largest output magnitude. Folding alone
@@ -64,6 +77,16 @@ def enabled() -> bool:
     return os.environ.get(ENV_SWITCH, "1").strip() != "0"
 
 
+def fusing_enabled() -> bool:
+    """Whether activations may be fused into convolutions (``SKTRANSFER_FUSE_ACTIVATIONS``)."""
+    return os.environ.get(FUSE_SWITCH, "1").strip() != "0"
+
+
+def padding_enabled() -> bool:
+    """Whether "SAME" paddings may be fixed in the convolutions (``SKTRANSFER_STATIC_PADDING``)."""
+    return os.environ.get(PADDING_SWITCH, "1").strip() != "0"
+
+
 def clear() -> None:
     """Forget every inference copy (tests)."""
     with _LOCK:
@@ -76,22 +99,31 @@ def _state_stamp(network) -> tuple:
     return tuple((id(t), t._version) for t in (*network.parameters(), *network.buffers()))
 
 
-def inference_network(network, precision: str, probe_batch=None, fold: bool = True):
+def inference_network(
+    network,
+    precision: str,
+    probe_batch=None,
+    fold: bool = True,
+    fuse: bool = True,
+    pad: bool = True,
+):
     """What runs ``network`` at ``precision`` on a CPU: ``network`` or an inference copy.
 
     ``probe_batch()`` gives the batch (a tensor, as the forward pass is fed)
     that finds what can be rewritten and checks the rewritten copy: BatchNorm
-    folded into the convolutions (with ``fold``) and timm's "SAME"
-    convolutions given a fixed padding (see ``sktransfer._static_padding``).
-    ``None`` rewrites nothing. In float32 the rewritten copy, if anything was
-    rewritten; in bfloat16 a copy with the linear and convolution weights (of
-    the rewritten copy, if any) in bfloat16. Other precisions, and float32 with
-    nothing rewritten, run ``network`` itself.
+    folded into the convolutions (with ``fold``), timm's "SAME" convolutions
+    given a fixed padding (with ``pad``; see ``sktransfer._static_padding``), then (with
+    ``fuse``) ReLU-like activations fused into the convolutions before them
+    (see ``sktransfer._fused``). ``None`` rewrites nothing. In float32 the
+    rewritten copy, if anything was rewritten; in bfloat16 a copy with the
+    linear and convolution weights (of the rewritten copy, if any) in
+    bfloat16. Other precisions, and float32 with nothing rewritten, run
+    ``network`` itself.
     """
     if precision not in ("float32", "bfloat16"):
         return network
     stamp = _state_stamp(network)
-    rewrites = None if probe_batch is None else bool(fold)
+    rewrites = None if probe_batch is None else (bool(fold), bool(fuse), bool(pad))
     with _LOCK:
         entry = _COPIES.get(network)
         if entry is None or entry["stamp"] != stamp:
@@ -104,7 +136,7 @@ def inference_network(network, precision: str, probe_batch=None, fold: bool = Tr
         with _LOCK:
             rewritten = entry["rewritten"].get(rewrites)
         if rewritten is None:
-            rewritten = _rewritten(network, probe_batch, fold) or network
+            rewritten = _rewritten(network, probe_batch, fold, fuse, pad) or network
             with _LOCK:
                 entry["rewritten"][rewrites] = rewritten
         base = rewritten
@@ -198,18 +230,21 @@ def _norm_rest(norm):
     return torch.nn.Sequential(norm.drop, norm.act)
 
 
-def _rewritten(network, probe_batch, fold: bool):
+def _rewritten(network, probe_batch, fold: bool, fuse: bool = True, pad: bool = True):
     """The rewritten float32 copy of ``network``, or None (nothing to rewrite, or no check passed).
 
     The copy must reproduce the network's outputs on the probe batch to
     ``TOLERANCE``; if the one with BatchNorm folded does not, the one with only
-    the fixed paddings is tried.
+    the fixed paddings is tried. Then, with ``fuse``, the activations that read
+    a convolution's output are fused into it, if that copy passes the check too.
     """
     batch = probe_batch()
     pairs, sizes, reference = _observe(network, batch)
+    sizes = sizes if pad else {}
     attempts = [(pairs if fold else [], sizes)]
     if fold and pairs and sizes:
         attempts.append(([], sizes))
+    rewritten = None
     for folds, pads in attempts:
         if not folds and not pads:
             continue
@@ -217,8 +252,85 @@ def _rewritten(network, probe_batch, fold: bool):
         if _reproduces(copied, batch, reference):
             if folds:
                 _FOLDED.add(copied)
-            return copied
-    return None
+            rewritten = copied
+            break
+    if fuse:
+        fused = _fused_copy(rewritten or network, batch, reference)
+        if fused is not None:
+            if rewritten is not None and rewritten in _FOLDED:
+                _FOLDED.add(fused)
+            rewritten = fused
+    return rewritten
+
+
+def _fused_copy(network, batch, reference):
+    """A copy of ``network`` with each activation that reads a convolution's output fused into it.
+
+    None where the operator is missing, nothing fuses, or the fused copy fails
+    the check (an error in the operator counts as failing).
+    """
+    import torch
+
+    from sktransfer import _fused
+
+    if not _fused.available():
+        return None
+    names = {module: name for name, module in network.named_modules()}
+    produced: dict[int, tuple] = {}
+    found: list[tuple[str, str]] = []
+    calls: dict[str, int] = {}
+
+    def after_conv(module, args, output):
+        produced[id(output)] = (output, module)  # an outer module's hook runs last: it wins
+
+    def before_activation(module, args):
+        name = names[module]
+        calls[name] = calls.get(name, 0) + 1
+        seen = produced.get(id(args[0])) if args else None
+        if seen is not None and seen[0] is args[0] and _fused.fusable(seen[1]):
+            found.append((names[seen[1]], name))
+
+    from sktransfer._static_padding import StaticSameConv2d
+
+    handles = []
+    for module in network.modules():
+        if isinstance(module, (torch.nn.Conv2d, StaticSameConv2d)):
+            handles.append(module.register_forward_hook(after_conv))
+            calls_key = names[module]
+            handles.append(
+                module.register_forward_pre_hook(
+                    lambda m, a, key=calls_key: calls.__setitem__(key, calls.get(key, 0) + 1)
+                )
+            )
+        elif _fused.post_op(module) is not None:
+            handles.append(module.register_forward_pre_hook(before_activation))
+    try:
+        with torch.inference_mode():
+            network(batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+        produced.clear()
+    # A module run more than once (a shared activation, say) is not rewritten.
+    found = [(c, a) for c, a in found if calls.get(c) == 1 and calls.get(a) == 1]
+    if not found:
+        return None
+    fused = copy.deepcopy(network)
+    modules = dict(fused.named_modules())
+    for conv_name, activation_name in found:
+        conv, activation = modules[conv_name], modules[activation_name]
+        _replace(fused, modules, conv_name, _fused.ConvActivation(conv, activation))
+        _replace(fused, modules, activation_name, torch.nn.Identity())
+    try:
+        ok = _reproduces(fused, batch, reference)
+    except RuntimeError:
+        ok = False
+    return fused if ok else None
+
+
+def _replace(root, modules: dict, name: str, module) -> None:
+    parent_name, _, attr = name.rpartition(".")
+    setattr(modules[parent_name] if parent_name else root, attr, module)
 
 
 def _rewrite(network, pairs, sizes):
@@ -231,8 +343,7 @@ def _rewrite(network, pairs, sizes):
     modules = dict(rewritten.named_modules())
 
     def replace(name, module):
-        parent_name, _, attr = name.rpartition(".")
-        setattr(modules[parent_name] if parent_name else rewritten, attr, module)
+        _replace(rewritten, modules, name, module)
 
     with torch.no_grad():
         for conv_name, norm_name in pairs:

@@ -316,16 +316,21 @@ class ImageEncoder(AdaptiveEncoder):
         return network, source, reference
 
     def _torch_runner(self, network, precision: str):
-        # On a CPU, an inference copy: BatchNorm folded into the convolutions
-        # (unless SKTRANSFER_FOLD_BATCHNORM=0 at fit), timm's "SAME" padding
-        # fixed inside the convolutions and, for bfloat16, the weights cast
-        # once instead of on every call. See ``sktransfer._inference``.
+        # On a CPU, an inference copy: BatchNorm folded into the convolutions,
+        # timm's "SAME" padding fixed inside them, ReLU-like activations fused
+        # into them (each unless SKTRANSFER_FOLD_BATCHNORM / _STATIC_PADDING /
+        # _FUSE_ACTIVATIONS is 0 at fit) and, for bfloat16, the weights cast once
+        # instead of on every call. See ``sktransfer._inference``.
         if not str(self.device_).startswith("cpu"):
             return network
         from sktransfer import _inference
 
         fold = bool(self.__dict__.get("_fold_batchnorm"))
-        return _inference.inference_network(network, precision, self._probe_batch, fold=fold)
+        fuse = bool(self.__dict__.get("_fuse_activations"))
+        pad = bool(self.__dict__.get("_static_padding"))
+        return _inference.inference_network(
+            network, precision, self._probe_batch, fold=fold, fuse=fuse, pad=pad
+        )
 
     def _probe_batch(self):
         """The adapter's probe photos as one batch, as ``_encode`` feeds the network."""
@@ -369,6 +374,8 @@ class ImageEncoder(AdaptiveEncoder):
         super()._after_load(network)
         self.data_config_ = self._adapter.data_config
         self._fold_batchnorm = _inference.enabled()  # decided at fit (and reload), with the keys
+        self._fuse_activations = _inference.fusing_enabled()
+        self._static_padding = _inference.padding_enabled()
 
     # An encoder pickled before ``jpeg_draft`` existed decoded every pixel.
     _added_params = {"jpeg_draft": False, "backend": "torch"}

@@ -188,3 +188,14 @@ def test_the_image_encoder_never_pads_separately(monkeypatch):
     expected = encoder.transform(photos)
     assert len(calls) > 0
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_the_environment_switch_keeps_the_same_convolutions_at_fit(monkeypatch):
+    monkeypatch.setenv("SKTRANSFER_STATIC_PADDING", "0")
+    off = ImageEncoder(cache=None, precision="float32").fit()
+    monkeypatch.delenv("SKTRANSFER_STATIC_PADDING")
+    # Decided at fit, not at each call.
+    assert not any(isinstance(m, StaticSameConv2d) for m in off._runner().modules())
+    assert any(type(m) is Conv2dSame for m in off._runner().modules())
+    on = ImageEncoder(cache=None, precision="float32").fit()
+    assert any(isinstance(m, StaticSameConv2d) for m in on._runner().modules())
