@@ -150,19 +150,19 @@ def test_avx2_table_names_the_cap_and_judges_the_goal_on_the_openvino_row():
     assert "Goal ≥ 2.0× the direct call: met." in throughput.render_avx2(avx2)
 
 
-def _folding(rates: dict) -> dict:
+def _rewrites(rates: dict) -> dict:
     results = {}
     for precision, ran_in in (("auto", "bfloat16"), ("float32", "float32")):
         results[precision] = {
             "rates": {
-                f"{name}/{fold}": rates.get(f"{precision}/{name}/{fold}", [10.0, 10.5, 11.0])
+                f"{name}/{step}": rates.get(f"{precision}/{name}/{step}", [10.0, 10.5, 11.0])
                 for name in ("small", "photos")
-                for fold in (0, 1)
+                for step in range(4)
             },
             "cosines": {
-                f"{name}/{fold}": [1.0, 1.0] if ran_in == "float32" else [0.999, 0.998]
+                f"{name}/{step}": [1.0, 1.0] if ran_in == "float32" else [0.999, 0.998]
                 for name in ("small", "photos")
-                for fold in (0, 1)
+                for step in range(4)
             },
             "ran_in": ran_in,
             "n": {"small": 64, "photos": 21},
@@ -171,15 +171,26 @@ def _folding(rates: dict) -> dict:
     return {"config": {"rounds": 3}, "results": results}
 
 
-def test_folding_table_judges_each_precision_and_input_on_its_own():
-    from benchmarks import fold
+def test_rewrites_table_judges_each_step_precision_and_input_on_its_own():
+    from benchmarks import rewrites
 
-    text = fold.render(
-        _folding({"auto/small/1": [14.0, 15.0, 16.0], "float32/photos/1": [9.0, 9.5, 9.8]}), META
+    text = rewrites.render(
+        _rewrites(
+            {
+                "auto/small/2": [14.0, 15.0, 16.0],
+                "auto/small/3": [14.0, 15.0, 16.0],
+                "float32/photos/3": [9.0, 9.5, 9.8],
+            }
+        ),
+        META,
     )
-    assert "bfloat16, small JPEGs: folded 1.43× unfolded, faster beyond" in text
-    assert "bfloat16, photos: folded 1.00× unfolded, a tie" in text
-    assert "float32, photos: folded 0.90× unfolded, slower beyond" in text
-    assert "folded (default)" in text and "unfolded" in text
+    assert (
+        "bfloat16, small JPEGs: step 1 1.00× step 0 (a tie (within the min–max of the rounds)), "
+        "step 2 1.43× step 1 (faster beyond the run-to-run spread), step 3 1.00× step 2 (a tie"
+    ) in text
+    assert "all three 1.43× none (faster beyond" in text
+    assert "float32, photos: step 1 1.00× step 0" in text
+    assert "step 3 0.90× step 2 (slower beyond the run-to-run spread), all three 0.90× none" in text
+    assert "+ activations fused (default)" in text and "the network as loaded" in text
     assert "64 small JPEG files" in text and "1.3–17.9 megapixels" in text
     assert "AVX-512 BF16 no" in text
