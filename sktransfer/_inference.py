@@ -234,9 +234,10 @@ def _rewritten(network, probe_batch, fold: bool, fuse: bool = True, pad: bool = 
     """The rewritten float32 copy of ``network``, or None (nothing to rewrite, or no check passed).
 
     The copy must reproduce the network's outputs on the probe batch to
-    ``TOLERANCE``; if the one with BatchNorm folded does not, the one with only
-    the fixed paddings is tried. Then, with ``fuse``, the activations that read
-    a convolution's output are fused into it, if that copy passes the check too.
+    ``TOLERANCE``. With ``fuse``, the activations that read a convolution's
+    output are fused into it and that copy is checked first; if it fails, the
+    copy without fusion is checked, then the one without folding (only the
+    fixed paddings).
     """
     batch = probe_batch()
     pairs, sizes, reference = _observe(network, batch)
@@ -244,23 +245,19 @@ def _rewritten(network, probe_batch, fold: bool, fuse: bool = True, pad: bool = 
     attempts = [(pairs if fold else [], sizes)]
     if fold and pairs and sizes:
         attempts.append(([], sizes))
-    rewritten = None
     for folds, pads in attempts:
-        if not folds and not pads:
-            continue
-        copied = _rewrite(network, folds, pads)
-        if _reproduces(copied, batch, reference):
+        copied = _rewrite(network, folds, pads) if folds or pads else network
+        if fuse:
+            fused = _fused_copy(copied, batch, reference)
+            if fused is not None:
+                if folds:
+                    _FOLDED.add(fused)
+                return fused
+        if copied is not network and _reproduces(copied, batch, reference):
             if folds:
                 _FOLDED.add(copied)
-            rewritten = copied
-            break
-    if fuse:
-        fused = _fused_copy(rewritten or network, batch, reference)
-        if fused is not None:
-            if rewritten is not None and rewritten in _FOLDED:
-                _FOLDED.add(fused)
-            rewritten = fused
-    return rewritten
+            return copied
+    return None
 
 
 def _fused_copy(network, batch, reference):

@@ -119,6 +119,51 @@ def test_bfloat16_predictions_are_close_and_training_is_unchanged(tiny_text_mode
     np.testing.assert_allclose(proba_fast, proba_exact, atol=0.05)
 
 
+@pytest.mark.parametrize("kind", ["text", "image"])
+def test_bfloat16_prediction_casts_the_weights_once_with_autocasts_numbers(
+    kind, tiny_text_model, tiny_image_weights, monkeypatch
+):
+    import torch
+
+    from sktransfer import _inference
+
+    monkeypatch.setattr(_precision, "cpu_bfloat16_speedup", lambda: float("inf"))
+    if kind == "text":
+        X, y = text_samples(20)
+        est = _text_clf(tiny_text_model, epochs=1, precision="bfloat16")
+    else:
+        X, y = image_samples(12)
+        est = ImageClassifier(
+            "test_efficientnet",
+            weights=tiny_image_weights,
+            image_size=32,
+            epochs=1,
+            batch_size=4,
+            precision="bfloat16",
+            random_state=0,
+        )
+    est.fit(X, y)
+    calls = []
+    original = _loop.predict_outputs
+
+    def spy(net, *args, **kwargs):
+        calls.append(net)
+        return original(net, *args, **kwargs)
+
+    monkeypatch.setattr(_loop, "predict_outputs", spy)
+    got = est.predict_proba(X)
+    run = calls[-1]
+    assert run is not est._net
+    layers = [m for m in run.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    assert layers and all(m.weight.dtype == torch.bfloat16 for m in layers)
+    assert all(p.dtype == torch.float32 for p in est._net.parameters())  # the net unchanged
+    assert est.predict_proba(X) is not None and calls[-1] is run  # made once, reused
+    # Autocast on the net itself computes the same numbers.
+    monkeypatch.setattr(_inference, "inference_network", lambda net, precision: net)
+    np.testing.assert_array_equal(got, est.predict_proba(X))
+    assert calls[-1] is est._net
+
+
 def test_slow_bfloat16_falls_back_with_a_warning(tiny_text_model, monkeypatch):
     monkeypatch.setattr(_precision, "cpu_bfloat16_speedup", lambda: 0.5)
     X, y = text_samples(20)

@@ -299,8 +299,16 @@ class _FineTuneEstimator(DocLinkMixin, TunedEmbeddingsMixin, BaseEstimator):
         if len(items) == 0:
             return np.empty((0, net.head.out_features), dtype=np.float32)
         self._adapter.warn_if_truncated(items, type(self).__name__)
+        run = net
+        if str(self.device_).startswith("cpu") and self.precision_ == "bfloat16":
+            from sktransfer import _inference
+
+            # The trained net with its linear and convolution weights cast to
+            # bfloat16 once (autocast would cast them on every batch; the same
+            # numbers). Made on the first prediction after each fit.
+            run = _inference.inference_network(net, "bfloat16")
         with autocast(self.precision_, self.device_):
-            return predict_outputs(net, self._adapter, items, self.batch_size, self.device_)
+            return predict_outputs(run, self._adapter, items, self.batch_size, self.device_)
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "history_")
