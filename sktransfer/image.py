@@ -408,14 +408,16 @@ class ImageEncoder(AdaptiveEncoder):
         out = np.empty((len(items), self.embedding_dim_), dtype=np.float32)
         # Items carry their position in the user's input (see ImageAdapter.check_X).
         on_error = "raise" if self.on_error == "raise" else "zero"
-        batches = self._adapter.decoded_batches(items, self.batch_size, on_error)
+        # Decoding threads resize and crop; the batch is made a float tensor at once.
+        per_image, to_batch = self._adapter.pixel_batches() or (None, torch.stack)
+        batches = self._adapter.decoded_batches(items, self.batch_size, on_error, per_image)
         with torch.inference_mode(), autocast(self.precision_, self.device_):
             for start, tensors, positions in self._progress(batches, len(items)):
                 ok = [i for i, t in enumerate(tensors) if t is not None]
                 if ok:
-                    batch = torch.stack([tensors[i] for i in ok]).to(self.device_)
-                    if channels_last:
-                        batch = batch.contiguous(memory_format=torch.channels_last)
+                    batch = to_batch([tensors[i] for i in ok]).to(self.device_)
+                    memory = torch.channels_last if channels_last else torch.contiguous_format
+                    batch = batch.contiguous(memory_format=memory)
                     features = run(batch).float().cpu().numpy()
                     out[start + np.asarray(ok)] = features
                 for pos in positions:

@@ -135,6 +135,7 @@ class ImageAdapter(Adapter):
         its ``data_config`` and its numpy evaluation transform (float32 arrays,
         not tensors); it is only evaluated, so it has no training transform.
         """
+        self.__dict__.pop("_pixel_batches", None)  # split from the transform set here
         if getattr(body, "lean", False) is True:
             if self.augments:
                 raise ValueError("a body started from a start record cannot be trained")
@@ -185,22 +186,84 @@ class ImageAdapter(Adapter):
             [transform(to_rgb(v, p)) for v, p in zip(values, positions, strict=True)]
         )
 
-    def decoded_batches(self, items: list, batch_size: int, on_error: str = "raise"):
+    def decoded_batches(
+        self, items: list, batch_size: int, on_error: str = "raise", transform=None
+    ):
         """``(start, tensors, failed)`` per batch; ``None`` tensors where decoding failed.
 
         With ``on_error="zero"`` a failed item is reported in ``failed`` (its
         index in ``items``) instead of raising; errors name the user's position.
+        ``transform`` replaces ``eval_transform`` (see :meth:`pixel_batches`).
         """
         values, positions = _unwrap(items)
         return iter_decoded_batches(
             values,
             batch_size,
-            self.eval_transform,
+            self.eval_transform if transform is None else transform,
             on_error=on_error,
             n_workers=self.n_workers,
             labels=positions,
             draft_min_side=self.draft_min_side(),
         )
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_pixel_batches", None)  # functions of this process; made again on use
+        return state
+
+    def pixel_batches(self):
+        """``(per_image, to_batch)``: ``eval_transform`` split before ``ToTensor``, or None.
+
+        ``per_image`` maps an RGB PIL image to its resized and cropped pixels
+        (uint8, height x width x 3); ``to_batch`` turns a list of those into the
+        float batch that ``eval_transform`` and ``torch.stack`` would give, with
+        the same operations (``ToTensor``'s division by 255, ``Normalize``'s
+        subtraction and division) run once on the whole batch, and channels-last
+        in memory. The decoding threads then skip two passes per image and the
+        batch is not converted to channels-last afterwards. None when the
+        transform does not end in ``ToTensor`` / ``MaybeToTensor`` and
+        ``Normalize``, or when the split did not give the transform's numbers
+        bit for bit on the probe photos.
+        """
+        if "_pixel_batches" not in self.__dict__:
+            self._pixel_batches = self._split_eval_transform()
+        return self._pixel_batches
+
+    def _split_eval_transform(self):
+        import torch
+
+        steps = list(getattr(self.eval_transform, "transforms", None) or [])
+        if len(steps) < 2:
+            return None
+        to_tensor, normalize = steps[-2], steps[-1]
+        if type(to_tensor).__name__ not in ("ToTensor", "MaybeToTensor"):
+            return None
+        if type(normalize).__name__ != "Normalize" or not type(normalize).__module__.startswith(
+            "torchvision."
+        ):
+            return None
+        head = steps[:-2]
+        mean = torch.as_tensor(normalize.mean, dtype=torch.float32).reshape(1, -1, 1, 1)
+        std = torch.as_tensor(normalize.std, dtype=torch.float32).reshape(1, -1, 1, 1)
+
+        def per_image(image):
+            for step in head:
+                image = step(image)
+            return np.asarray(image)
+
+        def to_batch(arrays):
+            pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)  # channels-last
+            return pixels.to(torch.float32).div_(255).sub_(mean).div_(std)
+
+        samples = [to_rgb(v, i) for i, v in enumerate(self.probe_samples())]
+        expected = torch.stack([self.eval_transform(image) for image in samples])
+        arrays = [per_image(image) for image in samples]
+        if any(a.dtype != np.uint8 or a.ndim != 3 or a.shape[-1] != 3 for a in arrays):
+            return None
+        got = to_batch(arrays)
+        if got.shape != expected.shape or not torch.equal(got, expected):
+            return None
+        return per_image, to_batch
 
     def draft_min_side(self) -> int | None:
         """Twice the shorter side the model's resize produces (None: no draft decoding)."""
