@@ -165,46 +165,47 @@ def _foldable(module) -> bool:
     )
 
 
-def _observe(network, batch):
-    """``([(conv name, batchnorm name)], {same conv name: input size}, float32 outputs)``.
+def _direct_reads(network, batch, is_producer, accepts, on_input=None):
+    """One forward pass of ``batch`` with hooks: who reads whose output tensor itself.
 
-    One forward pass of ``batch`` with hooks: the BatchNorm layers that read a
-    convolution's output tensor itself, and the input size of each timm
-    "SAME" convolution that ``sktransfer._static_padding`` can convert.
+    Returns ``(pairs, float32 outputs)``: ``(producer name, reader name)`` for
+    each module whose input *is* the output tensor of a module with
+    ``is_producer(module)``, where ``accepts(producer, reader)``. An outer
+    module's output that is an inner one's (a wrapper) counts as the outer's.
+    Pairs are dropped when either module ran more than once or takes part in
+    another pair (a shared activation, an output two layers read).
+    ``on_input(name, tensor)`` sees each producer's input.
     """
     import torch
 
-    from sktransfer._static_padding import convertible
-
     names = {module: name for name, module in network.named_modules()}
-    produced: dict[int, tuple] = {}  # id(output) -> (output, conv); kept alive for the pass
+    produced: dict[int, tuple] = {}  # id(output) -> (output, producer); kept alive for the pass
+    calls: dict[str, int] = {}
     pairs: list[tuple[str, str]] = []
-    sizes: dict[str, set] = {}
 
-    def after_conv(module, args, output):
-        produced[id(output)] = (output, module)
-
-    def before_conv(module, args):
-        if args and isinstance(args[0], torch.Tensor):
-            sizes.setdefault(names[module], set()).add(tuple(args[0].shape[-2:]))
-
-    def before_norm(module, args):
-        if not args:
+    def before(module, args):
+        name = names[module]
+        calls[name] = calls.get(name, 0) + 1
+        if not args or not isinstance(args[0], torch.Tensor):
+            return
+        if is_producer(module):
+            if on_input is not None:
+                on_input(name, args[0])
             return
         found = produced.get(id(args[0]))
-        if found is not None and found[0] is args[0] and _foldable(module):
-            conv = found[1]
-            if conv.out_channels == module.num_features and conv.padding_mode == "zeros":
-                pairs.append((names[conv], names[module]))
+        if found is not None and found[0] is args[0] and accepts(found[1], module):
+            pairs.append((names[found[1]], name))
+
+    def after(module, args, output):
+        produced[id(output)] = (output, module)  # an outer module's hook runs last: it wins
 
     handles = []
     for module in network.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            handles.append(module.register_forward_hook(after_conv))
-            if convertible(module):
-                handles.append(module.register_forward_pre_hook(before_conv))
-        elif isinstance(module, torch.nn.BatchNorm2d):
-            handles.append(module.register_forward_pre_hook(before_norm))
+        if module is network:
+            continue
+        handles.append(module.register_forward_pre_hook(before))
+        if is_producer(module):
+            handles.append(module.register_forward_hook(after))
     try:
         with torch.inference_mode():
             out = network(batch).float()
@@ -212,12 +213,57 @@ def _observe(network, batch):
         for handle in handles:
             handle.remove()
         produced.clear()
-    # A convolution whose output two BatchNorms read, or a BatchNorm run twice:
-    # not a plain pair. A convolution run on two input sizes keeps its own padding.
-    convs = [c for c, _ in pairs]
-    norms = [n for _, n in pairs]
-    pairs = [p for p in pairs if convs.count(p[0]) == 1 and norms.count(p[1]) == 1]
-    fixed = {name: next(iter(seen)) for name, seen in sizes.items() if len(seen) == 1}
+    producers = [p for p, _ in pairs]
+    readers = [r for _, r in pairs]
+    pairs = [
+        (p, r)
+        for p, r in pairs
+        if calls.get(p) == 1
+        and calls.get(r) == 1
+        and producers.count(p) == 1
+        and readers.count(r) == 1
+    ]
+    return pairs, out
+
+
+def _observe(network, batch):
+    """``([(conv name, batchnorm name)], {same conv name: input size}, float32 outputs)``.
+
+    One forward pass of ``batch`` with hooks: the BatchNorm layers that read a
+    convolution's output tensor itself, and the input size of each timm
+    "SAME" convolution that ``sktransfer._static_padding`` can convert (one
+    seen at two sizes keeps its own padding).
+    """
+    import torch
+
+    from sktransfer._static_padding import convertible
+
+    sizes: dict[str, set] = {}
+
+    def norm_after_conv(conv, norm):
+        return (
+            isinstance(norm, torch.nn.BatchNorm2d)
+            and _foldable(norm)
+            and conv.out_channels == norm.num_features
+            and conv.padding_mode == "zeros"
+        )
+
+    def record_size(name, tensor):
+        sizes.setdefault(name, set()).add(tuple(tensor.shape[-2:]))
+
+    pairs, out = _direct_reads(
+        network,
+        batch,
+        lambda m: isinstance(m, torch.nn.Conv2d),
+        norm_after_conv,
+        on_input=lambda name, tensor: record_size(name, tensor),
+    )
+    modules = dict(network.named_modules())
+    fixed = {
+        name: next(iter(seen))
+        for name, seen in sizes.items()
+        if len(seen) == 1 and convertible(modules[name])
+    }
     return pairs, fixed, out
 
 
@@ -269,47 +315,16 @@ def _fused_copy(network, batch, reference):
     import torch
 
     from sktransfer import _fused
+    from sktransfer._static_padding import StaticSameConv2d
 
     if not _fused.available():
         return None
-    names = {module: name for name, module in network.named_modules()}
-    produced: dict[int, tuple] = {}
-    found: list[tuple[str, str]] = []
-    calls: dict[str, int] = {}
-
-    def after_conv(module, args, output):
-        produced[id(output)] = (output, module)  # an outer module's hook runs last: it wins
-
-    def before_activation(module, args):
-        name = names[module]
-        calls[name] = calls.get(name, 0) + 1
-        seen = produced.get(id(args[0])) if args else None
-        if seen is not None and seen[0] is args[0] and _fused.fusable(seen[1]):
-            found.append((names[seen[1]], name))
-
-    from sktransfer._static_padding import StaticSameConv2d
-
-    handles = []
-    for module in network.modules():
-        if isinstance(module, (torch.nn.Conv2d, StaticSameConv2d)):
-            handles.append(module.register_forward_hook(after_conv))
-            calls_key = names[module]
-            handles.append(
-                module.register_forward_pre_hook(
-                    lambda m, a, key=calls_key: calls.__setitem__(key, calls.get(key, 0) + 1)
-                )
-            )
-        elif _fused.post_op(module) is not None:
-            handles.append(module.register_forward_pre_hook(before_activation))
-    try:
-        with torch.inference_mode():
-            network(batch)
-    finally:
-        for handle in handles:
-            handle.remove()
-        produced.clear()
-    # A module run more than once (a shared activation, say) is not rewritten.
-    found = [(c, a) for c, a in found if calls.get(c) == 1 and calls.get(a) == 1]
+    found, _ = _direct_reads(
+        network,
+        batch,
+        lambda m: isinstance(m, (torch.nn.Conv2d, StaticSameConv2d)),
+        lambda conv, activation: _fused.fusable(conv) and _fused.post_op(activation) is not None,
+    )
     if not found:
         return None
     fused = copy.deepcopy(network)

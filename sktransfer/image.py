@@ -411,12 +411,12 @@ class ImageEncoder(AdaptiveEncoder):
         # Decoding threads resize and crop; the batch is made a float tensor at once.
         per_image, to_batch = self._adapter.pixel_batches() or (None, torch.stack)
         batches = self._adapter.decoded_batches(items, self.batch_size, on_error, per_image)
+        memory = torch.channels_last if channels_last else torch.contiguous_format
         with torch.inference_mode(), autocast(self.precision_, self.device_):
             for start, tensors, positions in self._progress(batches, len(items)):
                 ok = [i for i, t in enumerate(tensors) if t is not None]
                 if ok:
                     batch = to_batch([tensors[i] for i in ok]).to(self.device_)
-                    memory = torch.channels_last if channels_last else torch.contiguous_format
                     batch = batch.contiguous(memory_format=memory)
                     features = run(batch).float().cpu().numpy()
                     out[start + np.asarray(ok)] = features
