@@ -161,3 +161,73 @@ def test_finetuner_auto_probes_the_trained_body(tiny_text_model, native):
     assert "agrees with float32" in clf.precision_.reason
     exact = clone(clf).set_params(precision="float32").fit(X, y)
     np.testing.assert_allclose(clf.predict_proba(X), exact.predict_proba(X), atol=0.05)
+
+
+# ------------------------------------------------------------ few-shot classifier
+def _fewshot(model, **params):
+    from sktransfer import FewShotTextClassifier
+
+    fast = {"batch_size": 8, "learning_rate": 1e-3, "pairs_per_sample": 8, "random_state": 0}
+    return FewShotTextClassifier(model, verbose=0, **{**fast, **params})
+
+
+def test_fewshot_auto_is_float32_without_native_bfloat16(tiny_text_model):
+    X, y = text_samples(16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = _fewshot(tiny_text_model).fit(X, y)
+    assert clf.get_params()["precision"] == "auto"
+    assert clf.precision_ == "float32"
+    assert clf.precision_.reason == "auto: SKTRANSFER_BFLOAT16=0 in the environment"
+
+
+def test_fewshot_auto_probes_the_tuned_body(tiny_text_model, native, monkeypatch):
+    import sktransfer._base as base
+
+    probed = []
+    real = base.precision_probe
+
+    def recording(body, adapter, device):
+        probed.append(body)
+        return real(body, adapter, device)
+
+    monkeypatch.setattr(base, "precision_probe", recording)
+    X, y = text_samples(16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = _fewshot(tiny_text_model).fit(X, y)
+    assert clf.precision_ == "bfloat16"
+    assert "agrees with float32" in clf.precision_.reason
+    assert probed == [clf._body]  # the tuned body, once, after training
+    # Embeddings (head and predictions) really ran in bfloat16: the same training
+    # with precision="float32" embeds differently, by rounding only.
+    exact = clone(clf).set_params(precision="float32").fit(X, y)
+    assert exact.precision_ == "float32" and len(probed) == 1  # an explicit precision: no probe
+    a, b = clf.embed(X), exact.embed(X)
+    assert not np.array_equal(a, b)
+    cos = np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cos.min() > 0.99
+
+
+def test_fewshot_auto_is_float32_when_the_probe_disagrees(tiny_text_model, native, monkeypatch):
+    monkeypatch.setattr(_precision, "AUTO_MIN_COSINE", 1.5)
+    X, y = text_samples(16)
+    clf = _fewshot(tiny_text_model).fit(X, y)
+    assert clf.precision_ == "float32"
+    assert "disagrees with float32" in clf.precision_.reason
+
+
+def test_fewshot_load_and_unpickle_resolve_auto_on_the_tuned_body(
+    tiny_text_model, native, tmp_path
+):
+    from sktransfer import FewShotTextClassifier
+
+    X, y = text_samples(16)
+    clf = _fewshot(tiny_text_model).fit(X, y)
+    clf.save(tmp_path / "saved")
+    loaded = FewShotTextClassifier.load(tmp_path / "saved", device="cpu")
+    assert loaded.precision_ == "bfloat16" and "agrees" in loaded.precision_.reason
+    np.testing.assert_array_equal(loaded.embed(X), clf.embed(X))
+    unpickled = pickle.loads(pickle.dumps(clf))
+    assert unpickled.precision_ == "bfloat16"
+    np.testing.assert_array_equal(unpickled.embed(X), clf.embed(X))
