@@ -367,8 +367,10 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
     def fit_transform(self, X, y=None, **fit_params):
         """Load the model and encode ``X``; same result as ``fit(X).transform(X)``."""
         full = self._fit(X, y)
-        if full is None or _dask.is_dask_collection(X):  # a dask collection stays lazy
+        if full is None:
             return self.transform(X)
+        if _dask.is_dask_collection(X):  # stays lazy: the kept full-width result, projected
+            return _dask.project(self, full)
         return self._reduce(full)
 
     def _fit(self, X, y=None):
@@ -460,15 +462,17 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
     def _fit_reduction(self, X, **transform_params):
         """With ``n_components``: fit the PCA on the encoded ``X``; its full-width rows.
 
-        Returns ``None`` without ``n_components`` (nothing was encoded).
+        Returns ``None`` without ``n_components`` (nothing was encoded). For a
+        dask collection, the full-width result as a kept (persisted) dask
+        collection, for ``fit_transform`` to project without encoding again.
         """
         self.n_features_out_ = self.embedding_dim_
         if getattr(self, "n_components", None) is None:
             return None
-        full = _reduction.training_rows(self, X, **transform_params)
-        self.pca_ = _reduction.fit_pca(self, full)
+        rows, lazy = _reduction.training_rows(self, X, **transform_params)
+        self.pca_ = _reduction.fit_pca(self, rows)
         self.n_features_out_ = int(self.pca_.n_components_)
-        return full
+        return rows if lazy is None else lazy
 
     def _reduce(self, embeddings: np.ndarray) -> np.ndarray:
         """``embeddings`` through the fitted PCA (unchanged without ``n_components``)."""

@@ -146,6 +146,57 @@ def transform(encoder, X):
     return _transform_parts(encoder, X, dim, kind)
 
 
+def project(encoder, full):
+    """``full`` (the lazy full-width result of a fitted encoder) through its PCA, lazily.
+
+    What ``fit_transform`` returns for a dask collection with ``n_components``:
+    ``fit`` has already encoded the collection to fit the PCA and kept the
+    result (``persist``), so the projection reads those blocks instead of
+    encoding every partition again. The container is the one ``transform``
+    gives: a dask array, or a dask DataFrame named by
+    ``get_feature_names_out()`` on the same index and divisions.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from sklearn.decomposition import PCA
+    >>> from sktransfer import TextEncoder
+    >>> enc = TextEncoder(n_components=2)
+    >>> enc.pca_ = PCA(n_components=2).fit(np.eye(4, 3))
+    >>> project(enc, da.ones((5, 3), chunks=2, dtype=np.float32)).compute().shape
+    (5, 2)
+    """
+    from sktransfer._reduction import apply_pca
+
+    pca = encoder.pca_
+    width = int(pca.n_components_)
+    if is_dask_collection(full) and hasattr(full, "map_partitions"):  # a dask DataFrame
+        import pandas as pd
+
+        columns = [str(c) for c in encoder.get_feature_names_out()]
+        meta = pd.DataFrame(
+            np.empty((0, width), dtype=np.float32), columns=columns, index=full._meta.index
+        )
+        return full.map_partitions(_reduce_frame, pca, columns, meta=meta)
+    if len(full.chunks[1]) > 1:  # a block must hold whole rows
+        full = full.rechunk({1: -1})
+    return full.map_blocks(
+        functools.partial(apply_pca, pca),
+        dtype=np.float32,
+        chunks=(full.chunks[0], (width,)),
+        meta=np.empty((0, width), dtype=np.float32),
+    )
+
+
+def _reduce_frame(part, pca, columns):
+    import pandas as pd
+
+    from sktransfer._reduction import apply_pca
+
+    out = apply_pca(pca, part.to_numpy(dtype=np.float32))
+    return pd.DataFrame(out, index=part.index, columns=columns)
+
+
 def _transform_parts(encoder, X, dim: int, kind: str):
     """One block per partition of a DataFrame, Series or Bag (row counts unknown)."""
     import dask

@@ -15,11 +15,14 @@ from sktransfer import _dask
 from sktransfer.exceptions import InvalidInputError
 
 
-def training_rows(encoder, X, **transform_params) -> np.ndarray:
-    """The full-width embeddings of ``fit``'s samples, on which the PCA is fitted.
+def training_rows(encoder, X, **transform_params) -> tuple[np.ndarray, object]:
+    """``(rows, lazy)``: the full-width embeddings of ``fit``'s samples, for the PCA.
 
-    A dask collection is encoded (lazily, then computed here): fitting a PCA
-    reads every training row.
+    ``rows`` is an array: fitting a PCA reads every training row. A dask
+    collection is encoded once, kept (``persist``) and then gathered here;
+    ``lazy`` is that kept result, which ``fit_transform`` projects instead of
+    encoding the collection a second time (see :func:`sktransfer._dask.project`).
+    ``lazy`` is None for other inputs.
     """
     name = f"{type(encoder).__name__}(n_components={encoder.n_components})"
     if X is None:
@@ -30,8 +33,9 @@ def training_rows(encoder, X, **transform_params) -> np.ndarray:
         )
     full = encoder.transform(X, **transform_params)
     if _dask.is_dask_collection(full):
-        full = full.compute()
-    return np.asarray(full, dtype=np.float32)
+        kept = full.persist()
+        return np.asarray(kept.compute(), dtype=np.float32), kept
+    return np.asarray(full, dtype=np.float32), None
 
 
 def fit_pca(encoder, embeddings: np.ndarray):

@@ -133,3 +133,47 @@ def test_dask_input_is_reduced_lazily(tiny_text_model):
         encoder.set_output(transform="pandas")
         frame = encoder.fit_transform(db.from_sequence(texts, npartitions=2))
         assert list(frame.columns) == ["textencoder_pca0", "textencoder_pca1", "textencoder_pca2"]
+
+
+@pytest.mark.parametrize("container", ["default", "pandas"])
+@pytest.mark.parametrize("kind", ["bag", "frame", "array"])
+def test_dask_fit_transform_encodes_each_partition_once(
+    tiny_text_model, monkeypatch, kind, container
+):
+    import dask
+    import dask.array as da
+    import dask.bag as db
+    import dask.dataframe as dd
+
+    texts = [f"{t} {i}" for i, t in enumerate(_texts())]  # distinct rows
+    local = pd.DataFrame({"text": texts}, index=pd.RangeIndex(50, 50 + len(texts)))
+    collection = {
+        "bag": lambda: db.from_sequence(texts, npartitions=3),
+        "frame": lambda: dd.from_pandas(local, npartitions=3),
+        "array": lambda: da.from_array(np.asarray(texts, dtype=object), chunks=9),
+    }[kind]
+    calls = []
+    encode = TextEncoder._encode
+
+    def counted(self, items, *args, **kwargs):
+        calls.append(len(items))
+        return encode(self, items, *args, **kwargs)
+
+    encoder = TextEncoder(tiny_text_model, n_components=3, progress=False, cache=None)
+    encoder.set_output(transform=container)
+    expected = encoder.fit(texts).transform(texts)  # in process, the same PCA (same rows)
+    monkeypatch.setattr(TextEncoder, "_encode", counted)
+    with dask.config.set(scheduler="sync"):
+        lazy = encoder.fit_transform(collection())
+        assert dask.is_dask_collection(lazy)
+        assert sum(calls) == len(texts)  # fit encoded every row once, to fit the PCA
+        got = lazy.compute()
+    assert sum(calls) == len(texts)  # and the result is the kept rows, projected
+    if container == "pandas":
+        assert list(got.columns) == list(encoder.get_feature_names_out())
+        assert (got.dtypes == np.float32).all()
+        if kind == "frame":
+            pd.testing.assert_index_equal(got.index, local.index)
+        got = got.to_numpy()
+    assert got.dtype == np.float32 and got.shape == (len(texts), 3)
+    np.testing.assert_allclose(got, np.asarray(expected), rtol=1e-4, atol=1e-5)

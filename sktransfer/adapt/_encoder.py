@@ -122,8 +122,10 @@ class AdaptiveEncoder(BaseEncoder):
         ndarray of shape (n_samples, n_features_out_), dtype float32
         """
         full = self._fit(X, y, sample_domain)
-        if full is None or _dask.is_dask_collection(X):  # a dask collection stays lazy
+        if full is None:
             return self.transform(X, sample_domain=sample_domain)
+        if _dask.is_dask_collection(X):  # stays lazy: the kept full-width result, projected
+            return _dask.project(self, full)
         return self._reduce(full)
 
     # --------------------------------------------------------------- helpers
