@@ -378,8 +378,13 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         self._fit_network(X)
         return self._fit_reduction(X)
 
-    def _fit_network(self, X) -> None:
-        """Load the pretrained body and set the fitted state that depends on it."""
+    def _fit_network(self, X, make_runner: bool = True) -> None:
+        """Load the pretrained body and set the fitted state that depends on it.
+
+        ``make_runner=False`` leaves what runs the forward pass (an export, an
+        inference copy) to be made later: for a body that will change before
+        it encodes anything (an adaptation), one made now would be thrown away.
+        """
         self.__dict__.pop("pca_", None)  # until refitted, transform gives full width
         self.__dict__.pop("_cache_counts", None)  # cache_info() counts from this fit on
         if _dask.is_dask_collection(X):  # only its columns are checked: nothing is computed
@@ -401,9 +406,17 @@ class BaseEncoder(DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         self._after_load(network)
         self.precision_ = self._resolve_precision(self.device_, network)
         self.model_fingerprint_ = self._fingerprint(identity)
-        # What runs the forward pass, made now (an export, an inference copy):
-        # its cost and its errors belong to fit, not to the first transform.
+        if make_runner:
+            self._make_runner(network)
+
+    def _make_runner(self, network) -> None:
+        """Make what runs the forward pass of ``network`` now (an export, an inference copy).
+
+        Its cost and its errors belong to ``fit``, not to the first ``transform``;
+        with an export, the start record for later processes is written too.
+        """
         self._runner()
+        identity = self._weights_identity
         if self.backend_ != "torch":
             from sktransfer import _lean
 

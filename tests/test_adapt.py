@@ -311,3 +311,32 @@ def test_onnx_backend_runs_the_adapted_and_the_source_bodies(tmp_path, monkeypat
     # float rounding only (a wrong body's rows differ by whole units here)
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
     assert not np.allclose(got[domains > 0], onnx_enc.transform(X)[domains > 0], atol=1e-2)
+
+
+@pytest.mark.skipif(
+    not optional_available("onnxruntime") or not optional_available("onnxscript"),
+    reason="onnxruntime / onnxscript are not installed",
+)
+def test_an_adapted_onnx_encoder_exports_only_the_adapted_body(tmp_path, monkeypatch):
+    from sktransfer import _onnx
+
+    monkeypatch.setenv("SKTRANSFER_DATA", str(tmp_path))
+    exports = []
+    real = _onnx._export
+
+    def counted(*args, **kwargs):
+        exports.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_onnx, "_export", counted)
+    _onnx.clear_runners()  # none kept from another test's bodies
+    _, _, _, _, X, y_masked, domains = shifted_images(8)
+    target = [x for x, d in zip(X, domains, strict=True) if d < 0]
+    enc = image_encoder(adapt="batchnorm", backend="onnx")
+    enc.fit(X, y_masked, sample_domain=domains)
+    assert len(exports) == 1  # made in fit, for the adapted body
+    got = enc.transform(target)
+    assert len(exports) == 1  # the export fit made is the one transform runs
+    expected = image_encoder(adapt="batchnorm", precision="float32")
+    expected = expected.fit(X, y_masked, sample_domain=domains).transform(target)
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)

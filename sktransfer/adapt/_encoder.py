@@ -99,9 +99,12 @@ class AdaptiveEncoder(BaseEncoder):
             plan = self._plan_adaptation(X, y, sample_domain)
         elif sample_domain is not None and X is not None:
             _check_sample_domain(sample_domain, len(self._prepare_input(X)), type(self).__name__)
-        self._fit_network(X)
+        # With an adaptation, what runs the forward pass is made for the adapted
+        # body only (an export of the pretrained one would be thrown away).
+        self._fit_network(X, make_runner=plan is None)
         if plan is not None:
             self._run_adaptation(*plan)
+            self._runner()  # no start record: it would stand for the pretrained weights
         if sample_domain is None or getattr(self, "_source_state", None) is None:
             return self._fit_reduction(X)
         return self._fit_reduction(X, sample_domain=sample_domain)
