@@ -12,7 +12,10 @@ working directory, so each imports its own code and its own benchmark helpers:
 - image throughput: ``ImageEncoder(cache=None).transform`` on JPEG files, images/s;
 - the fine-tuning loop: seconds per training epoch of ``TextClassifier`` and
   ``ImageClassifier`` (``benchmarks.bench_finetune.bench_loop``, warm-up epoch
-  dropped).
+  dropped);
+- fine-tuner predictions: ``ImageClassifier.predict_proba`` on the JPEG files,
+  images/s (the classifier fitted in the same process on 16 of them, head only,
+  one epoch; the first prediction, which makes the inference copy, untimed).
 
 Alternating the order spreads drift of the machine (other load, thermal state)
 over both trees. The table gives the median and the min–max over all timed
@@ -40,6 +43,21 @@ rows = b.bench_loop({"n_loop": %d, "loop_epochs": %d}, 64)
 json.dump({row[0].split(" ")[0]: row[5] for row in rows}, open(sys.argv[1], "w"))
 """
 
+_PREDICT_SCRIPT = """
+import json, sys, time
+import numpy as np
+from sktransfer import ImageClassifier
+paths, repeats = json.load(open(sys.argv[1]))["inputs"], %d
+clf = ImageClassifier(epochs=1, trainable_blocks=0, batch_size=16, random_state=0, verbose=0)
+clf.fit(paths[:16], np.arange(16) %% 2)
+clf.predict_proba(paths[:16])
+seconds = []
+for _ in range(repeats):
+    start = time.perf_counter()
+    clf.predict_proba(paths)
+    seconds.append(time.perf_counter() - start)
+json.dump([len(paths) / s for s in seconds], open(sys.argv[2], "w"))
+"""
 
 ENV: dict = {}
 
@@ -64,6 +82,12 @@ def _speed(tree: Path, config: Path, workdir: Path, tag: str) -> list[float]:
 def _loop(tree: Path, n: int, epochs: int, workdir: Path, tag: str) -> dict:
     report = workdir / f"{tag}-loop.json"
     _run(tree, ["-c", _LOOP_SCRIPT % (n, epochs), str(report)])
+    return json.loads(report.read_text())
+
+
+def _predict(tree: Path, config: Path, repeats: int, workdir: Path, tag: str) -> list[float]:
+    report = workdir / f"{tag}-predict.json"
+    _run(tree, ["-c", _PREDICT_SCRIPT % repeats, str(config), str(report)])
     return json.loads(report.read_text())
 
 
@@ -98,7 +122,7 @@ def main(argv=None) -> None:
         ).stdout.strip()
         print(f"{name}: {tree} at {rev}", flush=True)
 
-    results = {name: {"text": [], "images": [], "loop": {}} for name in trees}
+    results = {name: {"text": [], "images": [], "predict": [], "loop": {}} for name in trees}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -117,15 +141,19 @@ def main(argv=None) -> None:
                 for kind in ("text", "images"):
                     rates = _speed(tree, configs[kind], workdir, f"{tag}-{kind}")
                     results[name][kind] += rates
+                results[name]["predict"] += _predict(
+                    tree, configs["images"], args.repeats, workdir, tag
+                )
                 loop = _loop(tree, args.n_loop, args.loop_epochs, workdir, tag)
                 for key, seconds in loop.items():
                     results[name]["loop"].setdefault(key, []).extend(seconds)
                 text = statistics.median(results[name]["text"][-args.repeats :])
                 images = statistics.median(results[name]["images"][-args.repeats :])
+                predict = statistics.median(results[name]["predict"][-args.repeats :])
                 epochs = {k: round(statistics.median(v), 2) for k, v in loop.items()}
                 print(
                     f"round {r + 1} {name}: text {text:.1f}/s, images {images:.1f}/s, "
-                    f"loop {epochs} s/epoch",
+                    f"ImageClassifier predictions {predict:.1f}/s, loop {epochs} s/epoch",
                     flush=True,
                 )
 
@@ -136,6 +164,7 @@ def main(argv=None) -> None:
     rows = [
         ("text sentences/s (higher is better)", "text", 1, True),
         ("images/s (higher is better)", "images", 1, True),
+        ("ImageClassifier predictions, images/s (higher is better)", "predict", 1, True),
     ]
     for label, key, digits, higher in rows:
         b, a = results["before"][key], results["after"][key]

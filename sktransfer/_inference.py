@@ -47,6 +47,8 @@ import numpy as np
 
 __all__ = [
     "inference_network",
+    "runner",
+    "has_conv2d",
     "folds_batchnorm",
     "clear",
     "enabled",
@@ -146,6 +148,45 @@ def inference_network(
     with _LOCK:
         entry["copies"][(precision, rewrites)] = made
     return made
+
+
+def runner(
+    network, precision: str, device: str, probe_batch=None, *, fold=None, fuse=None, pad=None
+):
+    """What runs ``network`` at ``precision`` on ``device``: on a CPU, :func:`inference_network`.
+
+    Off the CPU the network itself runs (the rewrites and the cast-once copy
+    are for oneDNN's CPU kernels). ``fold``, ``fuse`` and ``pad`` left at None
+    are read now from ``SKTRANSFER_FOLD_BATCHNORM``, ``SKTRANSFER_FUSE_ACTIVATIONS``
+    and ``SKTRANSFER_STATIC_PADDING`` (an encoder reads them at ``fit`` and
+    passes them).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Linear(2, 2)
+    >>> runner(net, "bfloat16", "cuda:0") is net
+    True
+    >>> runner(net, "bfloat16", "cpu").weight.dtype
+    torch.bfloat16
+    """
+    if not str(device).startswith("cpu"):
+        return network
+    return inference_network(
+        network,
+        precision,
+        probe_batch,
+        fold=enabled() if fold is None else fold,
+        fuse=fusing_enabled() if fuse is None else fuse,
+        pad=padding_enabled() if pad is None else pad,
+    )
+
+
+def has_conv2d(network) -> bool:
+    """Whether ``network`` has a 2-D convolution (it then runs channels-last)."""
+    import torch
+
+    return any(isinstance(m, torch.nn.Conv2d) for m in network.modules())
 
 
 def folds_batchnorm(runner) -> bool:

@@ -321,25 +321,21 @@ class ImageEncoder(AdaptiveEncoder):
         # into them (each unless SKTRANSFER_FOLD_BATCHNORM / _STATIC_PADDING /
         # _FUSE_ACTIVATIONS is 0 at fit) and, for bfloat16, the weights cast once
         # instead of on every call. See ``sktransfer._inference``.
-        if not str(self.device_).startswith("cpu"):
-            return network
         from sktransfer import _inference
 
-        fold = bool(self.__dict__.get("_fold_batchnorm"))
-        fuse = bool(self.__dict__.get("_fuse_activations"))
-        pad = bool(self.__dict__.get("_static_padding"))
-        return _inference.inference_network(
-            network, precision, self._probe_batch, fold=fold, fuse=fuse, pad=pad
+        return _inference.runner(
+            network,
+            precision,
+            self.device_,
+            self._probe_batch,
+            fold=bool(self.__dict__.get("_fold_batchnorm")),
+            fuse=bool(self.__dict__.get("_fuse_activations")),
+            pad=bool(self.__dict__.get("_static_padding")),
         )
 
     def _probe_batch(self):
         """The adapter's probe photos as one batch, as ``_encode`` feeds the network."""
-        import torch
-
-        adapter = self._adapter
-        items = adapter.check_X(adapter.probe_samples())
-        ((_, batch),) = adapter.inference_batches(items, len(items))
-        return batch.contiguous(memory_format=torch.channels_last)
+        return self._adapter.probe_batch()
 
     def _precision_probe(self, network):
         probe = super()._precision_probe(network)
@@ -444,6 +440,6 @@ class ImageEncoder(AdaptiveEncoder):
 
 
 def _has_conv2d(network) -> bool:
-    import torch
+    from sktransfer._inference import has_conv2d
 
-    return any(isinstance(m, torch.nn.Conv2d) for m in network.modules())
+    return has_conv2d(network)

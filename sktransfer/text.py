@@ -412,11 +412,11 @@ class TextEncoder(AdaptiveEncoder):
         # bfloat16 on a CPU: a copy holding the linear weights in bfloat16, the
         # casts autocast would repeat on every batch done once (the same numbers;
         # see ``sktransfer._inference``).
-        if precision != "bfloat16" or not str(self.device_).startswith("cpu"):
+        if precision != "bfloat16":
             return network
         from sktransfer import _inference
 
-        return _inference.inference_network(network, precision)
+        return _inference.runner(network, precision, self.device_)
 
     def _encode(self, texts, failed, labels=None):
         network = self._body().st

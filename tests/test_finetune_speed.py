@@ -143,6 +143,9 @@ def test_bfloat16_prediction_casts_the_weights_once_with_autocasts_numbers(
             random_state=0,
         )
     est.fit(X, y)
+    for switch in ("SKTRANSFER_FOLD_BATCHNORM", "SKTRANSFER_FUSE_ACTIVATIONS"):
+        monkeypatch.setenv(switch, "0")  # the cast-once copy only (the rewrites: below)
+    monkeypatch.setenv("SKTRANSFER_STATIC_PADDING", "0")
     calls = []
     original = _loop.predict_outputs
 
@@ -159,9 +162,49 @@ def test_bfloat16_prediction_casts_the_weights_once_with_autocasts_numbers(
     assert all(p.dtype == torch.float32 for p in est._net.parameters())  # the net unchanged
     assert est.predict_proba(X) is not None and calls[-1] is run  # made once, reused
     # Autocast on the net itself computes the same numbers.
-    monkeypatch.setattr(_inference, "inference_network", lambda net, precision: net)
+    monkeypatch.setattr(_inference, "runner", lambda net, *args, **kwargs: net)
     np.testing.assert_array_equal(got, est.predict_proba(X))
     assert calls[-1] is est._net
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_image_predictions_run_the_checked_inference_copy_channels_last(
+    precision, tiny_image_weights, monkeypatch
+):
+    import torch
+
+    from sktransfer import _inference
+
+    monkeypatch.setattr(_precision, "cpu_bfloat16_speedup", lambda: float("inf"))
+    X, y = image_samples(12)
+    est = ImageClassifier(
+        "test_efficientnet",
+        weights=tiny_image_weights,
+        image_size=32,
+        epochs=1,
+        batch_size=4,
+        precision=precision,
+        random_state=0,
+    ).fit(X, y)
+    formats = []
+    forward = type(est._net).forward
+
+    def recording(self, batch):
+        formats.append(batch.is_contiguous(memory_format=torch.channels_last))
+        return forward(self, batch)
+
+    monkeypatch.setattr(type(est._net), "forward", recording)
+    got = est.predict_proba(X)
+    run, memory_format = est._prediction_runner(est._net)
+    assert run is not est._net and memory_format is torch.channels_last
+    assert _inference.folds_batchnorm(run)  # BatchNorm folded into the convolutions
+    assert formats and all(formats)  # channels-last batches
+    assert all(p.dtype == torch.float32 for p in est._net.parameters())  # the net unchanged
+    # The network as trained (no copy) gives the same predictions, to rounding.
+    monkeypatch.setattr(_inference, "runner", lambda net, *args, **kwargs: net)
+    exact = est.predict_proba(X)
+    atol = 1e-5 if precision == "float32" else 0.02
+    np.testing.assert_allclose(got, exact, atol=atol)
 
 
 def test_slow_bfloat16_falls_back_with_a_warning(tiny_text_model, monkeypatch):

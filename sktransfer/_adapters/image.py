@@ -273,6 +273,18 @@ class ImageAdapter(Adapter):
         crop_pct = self.data_config.get("crop_pct") or 1.0
         return 2 * math.ceil(max(height, width) / crop_pct)
 
+    def probe_batch(self):
+        """The probe photos as one batch, channels-last: what checks an inference copy.
+
+        See ``sktransfer._inference``: the copy's rewrites are found and checked
+        on this batch.
+        """
+        import torch
+
+        items = self.check_X(self.probe_samples())
+        ((_, batch),) = self.inference_batches(items, len(items))
+        return torch.as_tensor(batch).contiguous(memory_format=torch.channels_last)
+
     def inference_batches(self, items: list, batch_size: int):
         for start, tensors, _ in self.decoded_batches(items, batch_size):
             rows = np.arange(start, start + len(tensors))

@@ -299,16 +299,39 @@ class _FineTuneEstimator(DocLinkMixin, TunedEmbeddingsMixin, BaseEstimator):
         if len(items) == 0:
             return np.empty((0, net.head.out_features), dtype=np.float32)
         self._adapter.warn_if_truncated(items, type(self).__name__)
-        run = net
-        if str(self.device_).startswith("cpu") and self.precision_ == "bfloat16":
-            from sktransfer import _inference
-
-            # The trained net with its linear and convolution weights cast to
-            # bfloat16 once (autocast would cast them on every batch; the same
-            # numbers). Made on the first prediction after each fit.
-            run = _inference.inference_network(net, "bfloat16")
+        run, memory_format = self._prediction_runner(net)
         with autocast(self.precision_, self.device_):
-            return predict_outputs(run, self._adapter, items, self.batch_size, self.device_)
+            return predict_outputs(
+                run,
+                self._adapter,
+                items,
+                self.batch_size,
+                self.device_,
+                memory_format=memory_format,
+            )
+
+    def _prediction_runner(self, net):
+        """``(what runs net's predictions, the batches' memory format or None)``.
+
+        On a CPU, the encoders' inference copy of the trained net (see
+        ``sktransfer._inference``), made on the first prediction after each
+        fit: for a convolutional net, BatchNorm folded into the convolutions,
+        timm's "SAME" paddings fixed and ReLU-like activations fused, each
+        checked on the adapter's probe photos, with channels-last batches; in
+        bfloat16, the linear and convolution weights cast once instead of on
+        every batch.
+        """
+        from sktransfer import _inference
+
+        probe = None
+        if _inference.has_conv2d(net) and hasattr(self._adapter, "probe_batch"):
+            probe = self._adapter.probe_batch
+        run = _inference.runner(net, str(self.precision_), self.device_, probe)
+        if probe is None or not str(self.device_).startswith("cpu"):
+            return run, None
+        import torch
+
+        return run, torch.channels_last
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "history_")

@@ -397,11 +397,12 @@ class TrainingLoop:
 
 
 def predict_outputs(
-    net, adapter, items, batch_size, device, amp_dtype=None, on_batch=None
+    net, adapter, items, batch_size, device, amp_dtype=None, on_batch=None, memory_format=None
 ) -> np.ndarray:
     """Raw outputs of ``net`` (eval mode, inference mode, batched), row i for item i.
 
     ``on_batch(1)`` is called after each batch (the training progress bar).
+    ``memory_format`` (e.g. ``torch.channels_last``) is given to each batch.
     """
     was_training = net.training
     net.eval()
@@ -410,7 +411,10 @@ def predict_outputs(
     try:
         with torch.inference_mode(), autocast:
             for rows, batch in adapter.inference_batches(items, batch_size):
-                out = net(adapter.to_device(batch, device))
+                batch = adapter.to_device(batch, device)
+                if memory_format is not None:
+                    batch = batch.contiguous(memory_format=memory_format)
+                out = net(batch)
                 chunks.append(out.float().cpu().numpy())
                 positions.append(np.asarray(rows))
                 if on_batch is not None:
