@@ -85,3 +85,66 @@ def test_a_stopped_run_renders_its_complete_seeds_only(tmp_path, monkeypatch):
     assert "stopped after 5 of 10 cells; tables of its 2 complete seed(s)" in text
     assert "2 seed(s) of the labelled sample" in text
     assert "80.5 ± 0.7" in text  # seeds 0 and 1 only: the unfinished seed's 0.9 is left out
+
+
+# ------------------------------------------------ predictions at precision="auto"
+def _precision_result(auto_in: str, gaps: list[float]) -> dict:
+    from benchmarks import fewshot_precision
+
+    sizes = {**fewshot_precision.QUICK, "tasks": ["tweets", "domain"], "seeds": len(gaps)}
+    cells = [
+        {
+            "task": task,
+            "seed": seed,
+            "accuracy": {"float32": 70.0, "auto": 70.0 + gap},
+            "seconds": {"float32": [2.0, 2.2], "auto": [1.0, 1.1]},
+            "precision": auto_in,
+            "reason": "auto: mocked",
+        }
+        for task in sizes["tasks"]
+        for seed, gap in enumerate(gaps)
+    ]
+    return {"sizes": sizes, "cells": cells}
+
+
+PRECISION_META = {
+    "command": "python -m benchmarks.fewshot_precision",
+    "code": "abc",
+    "date": "today",
+    "cpu": "Some CPU",
+    "cpu_features": "AVX2 yes, AVX-512 BF16 yes, AMX BF16 no",
+}
+
+
+def test_fewshot_precision_verdict_holds_the_gap_to_the_bar():
+    from benchmarks import fewshot_precision
+
+    text = fewshot_precision.render(_precision_result("bfloat16", [0.1, -0.2]), PRECISION_META)
+    assert "Over 4 fits, 'auto' (ran in bfloat16) minus float32: mean -0.05 points" in text
+    assert "largest -0.2 (within the 0.3-point bar)" in text
+    assert "`predict` 2.00× float32's speed" in text
+    row = next(line for line in text.splitlines() if line.startswith("| tweets"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells == [
+        "tweets",
+        "bfloat16",
+        "70.0 ± 0.0",
+        "69.9 ± 0.2",
+        "-0.2",
+        "2.10",
+        "1.05",
+        "2.00×",
+    ]
+    text = fewshot_precision.render(_precision_result("bfloat16", [0.1, 0.5]), PRECISION_META)
+    assert "largest +0.5 (outside the 0.3-point bar)" in text
+    text = fewshot_precision.render(_precision_result("float32", [0.0]), PRECISION_META)
+    assert "so `'auto'` ran in float32" in text
+
+
+def test_fewshot_precision_block_is_in_the_document():
+    from benchmarks import _markdown as md
+    from benchmarks import fewshot_precision
+    from benchmarks._common import ROOT
+
+    text = (ROOT / "docs" / "fewshot.md").read_text()
+    assert md.replace_block(text, fewshot_precision.BLOCK, "x")
