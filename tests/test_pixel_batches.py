@@ -84,3 +84,20 @@ def test_the_adapter_still_pickles_after_the_split_was_made(encoder):
     assert adapter.pixel_batches() is not None
     copy = pickle.loads(pickle.dumps(adapter))
     assert "_pixel_batches" not in copy.__dict__
+
+
+def test_inference_batches_are_the_transforms_numbers_channels_last(encoder, monkeypatch):
+    adapter = encoder._adapter
+    photos = _photos()
+    items = adapter.check_X(photos)
+    expected = torch.stack([adapter.eval_transform(_pil(p)) for p in photos])
+    batches = list(adapter.inference_batches(items, 3))
+    assert [rows.tolist() for rows, _ in batches] == [[0, 1, 2], [3]]
+    got = torch.cat([batch for _, batch in batches])
+    assert torch.equal(got, expected)
+    assert all(b.is_contiguous(memory_format=torch.channels_last) for _, b in batches)
+    # Without the split (a transform that does not split), the whole transform runs.
+    monkeypatch.setattr(adapter, "_pixel_batches", None)
+    batches = list(adapter.inference_batches(items, 3))
+    assert torch.equal(torch.cat([batch for _, batch in batches]), expected)
+    assert batches[0][1].is_contiguous()

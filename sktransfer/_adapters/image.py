@@ -286,14 +286,25 @@ class ImageAdapter(Adapter):
         return torch.as_tensor(batch).contiguous(memory_format=torch.channels_last)
 
     def inference_batches(self, items: list, batch_size: int):
-        for start, tensors, _ in self.decoded_batches(items, batch_size):
-            rows = np.arange(start, start + len(tensors))
-            if tensors and isinstance(tensors[0], np.ndarray):  # a start record's numpy transform
-                yield rows, np.stack(tensors)
+        """``(rows, batch)`` of ``eval_transform``'s tensors, stacked.
+
+        Where the transform splits (see :meth:`pixel_batches`), the decoding
+        threads stop at the cropped pixels and the batch is normalised at once,
+        channels-last: the same numbers.
+        """
+        split = self.pixel_batches() if hasattr(self.eval_transform, "transforms") else None
+        per_image, to_batch = split or (None, None)
+        for start, outputs, _ in self.decoded_batches(items, batch_size, transform=per_image):
+            rows = np.arange(start, start + len(outputs))
+            if to_batch is not None:
+                yield rows, to_batch(outputs)
+                continue
+            if outputs and isinstance(outputs[0], np.ndarray):  # a start record's numpy transform
+                yield rows, np.stack(outputs)
                 continue
             import torch
 
-            yield rows, torch.stack(tensors)
+            yield rows, torch.stack(outputs)
 
     @staticmethod
     def to_device(batch, device: str):
