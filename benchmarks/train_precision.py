@@ -11,7 +11,9 @@ for ``--rounds`` rounds, on the same data and seed:
 - text: ``TextClassifier`` (the packaged all-MiniLM-L6-v2, top 2 blocks
   trainable) on VADER sentences, binary sentiment (score > 0);
 - images: ``ImageClassifier`` (the packaged EfficientNet-Lite0, top 6 blocks
-  trainable) on Fashion-MNIST.
+  trainable) on Fashion-MNIST;
+- few-shot: ``FewShotTextClassifier`` (the packaged all-MiniLM-L6-v2, every
+  block trainable, its default pairs) on VADER sentences, binary sentiment.
 
 Predictions run in float32 for both (``precision="float32"``), so the accuracy
 column differs by what training did only. The table gives the median seconds per
@@ -44,15 +46,19 @@ IMAGE = {
     "batch_size": 32,
     "image_size": 96,
 }
-FULL = {"text": (480, 500, 3), "image": (384, 400, 3)}  # train, test, epochs
-QUICK = {"text": (48, 40, 2), "image": (32, 32, 2)}
+FULL = {
+    "text": (480, 500, 3),
+    "image": (384, 400, 3),
+    "fewshot": (64, 500, 3),
+}  # train, test, epochs
+QUICK = {"text": (48, 40, 2), "image": (32, 32, 2), "fewshot": (16, 40, 2)}
 SETTINGS = {"float32": False, "auto": "auto"}
 
 
 def _data(task: str, n_train: int, n_test: int):
     from sklearn.model_selection import train_test_split
 
-    if task == "text":
+    if task in ("text", "fewshot"):
         texts, labels, _ = _common.vader_arrays()
         _, first = np.unique(texts, return_index=True)
         keep = np.sort(first)
@@ -73,18 +79,21 @@ def worker(cfg: dict) -> dict:
     import torch
 
     torch.set_num_threads(cfg["threads"])
-    from sktransfer import ImageClassifier, TextClassifier
+    from sktransfer import FewShotTextClassifier, ImageClassifier, TextClassifier
     from sktransfer.finetune._base import _amp_dtype
 
     n_train, n_test, epochs = cfg["sizes"]
     X, y, X_test, y_test = _data(cfg["task"], n_train, n_test)
-    if cfg["task"] == "text":
-        estimator = TextClassifier(_common.text_model_folder(), **TEXT)
+    if cfg["task"] == "fewshot":
+        estimator = FewShotTextClassifier(_common.text_model_folder())
     else:
-        estimator = ImageClassifier(**IMAGE)
+        if cfg["task"] == "text":
+            estimator = TextClassifier(_common.text_model_folder(), **TEXT)
+        else:
+            estimator = ImageClassifier(**IMAGE)
+        estimator.set_params(early_stopping=False)
     estimator.set_params(
         epochs=epochs,
-        early_stopping=False,
         mixed_precision=SETTINGS[cfg["setting"]],
         precision="float32",
         random_state=0,
@@ -99,7 +108,7 @@ def worker(cfg: dict) -> dict:
     return {
         "trained_in": "bfloat16" if amp is not None else "float32",
         "fit_s": fit_s,
-        "epoch_s": [h["train_time"] for h in estimator.history_],
+        "epoch_s": [h["train_time" if "train_time" in h else "time"] for h in estimator.history_],
         "loss": [h["train_loss"] for h in estimator.history_],
         "accuracy": accuracy,
     }
@@ -124,6 +133,7 @@ def render(result: dict, meta: dict) -> str:
     names = {
         "text": "`TextClassifier`, all-MiniLM-L6-v2, top 2 blocks, VADER",
         "image": "`ImageClassifier`, EfficientNet-Lite0 at 96 px, top 6 blocks, Fashion-MNIST",
+        "fewshot": "`FewShotTextClassifier`, all-MiniLM-L6-v2, every block, VADER",
     }
     header = [
         "fit",
@@ -195,19 +205,19 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes -> build/")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--part", choices=["text", "image", "both"], default="both")
+    parser.add_argument("--part", choices=["text", "image", "fewshot", "all"], default="all")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
     sizes = dict(QUICK if args.quick else FULL)
-    if args.part != "both":
+    if args.part != "all":
         sizes = {args.part: sizes[args.part]}
     rounds = 1 if args.quick else args.rounds
     meta = _common.script_meta("benchmarks.train_precision", argv)
     result = run(sizes, rounds, args.threads, log=lambda line: print(line, flush=True))
-    to_docs = not args.quick and args.part == "both"
+    to_docs = not args.quick and args.part == "all"
     _common.publish(render(result, meta), BLOCK, "train_precision", to_docs=to_docs)
     return 0
 
