@@ -108,6 +108,11 @@ def write_jpegs(folder: Path, n: int) -> list[str]:
     return paths
 
 
+def image_inputs(folder: Path, n_small: int, n_photos: int) -> dict[str, list[str]]:
+    """``{"small": n_small JPEG files written to folder, "photos": the first n_photos photos}``."""
+    return {"small": write_jpegs(folder, n_small), "photos": large_photos()[:n_photos]}
+
+
 # Real photos of several megapixels, from Debian's wallpaper packages (not
 # downloaded by the benchmarks: installed by the system's package manager).
 PHOTO_FOLDER = Path("/usr/share/backgrounds")

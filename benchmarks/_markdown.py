@@ -107,6 +107,29 @@ def compare(a: list[float], b: list[float]) -> str:
     return "tie"
 
 
+def outcome(a: list[float], b: list[float], than: str | None = None, larger="faster") -> str:
+    """How ``a`` compares with ``b`` in words, judged by :func:`compare`.
+
+    ``larger`` names the side whose values are larger ("faster" for rates,
+    "slower" for times); ``than`` names ``b`` in the phrase.
+
+    >>> outcome([10, 11], [5, 6], "float32")
+    'faster than float32 beyond the run-to-run spread'
+    >>> outcome([10, 11], [5, 6], "embetter", larger="slower")
+    'slower than embetter beyond the run-to-run spread'
+    >>> outcome([10, 11], [10.5, 12])
+    'a tie (within the min–max of the rounds)'
+    """
+    smaller = {"faster": "slower", "slower": "faster"}[larger]
+    other = f" than {than}" if than else ""
+    return {
+        "a": f"{larger}{other} beyond the run-to-run spread",
+        "b": f"{smaller}{other} beyond the run-to-run spread",
+        "tie": f"a tie{f' with {than}' if than else ''} (within the min–max of the rounds)",
+        "no spread": "one round, so no spread to judge by",
+    }[compare(a, b)]
+
+
 def versus(a_label: str, a: list[float], b_label: str, b: list[float], unit: str) -> str:
     """ "A beats / ties with / loses to B by N unit", judged against the spread of the repeats.
 

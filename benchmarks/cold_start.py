@@ -184,12 +184,7 @@ def render(result: dict, meta: dict) -> str:
         for key, how in (("ours", "default settings"), ("ours-onnx", "backend='onnx'")):
             ours = [r["process_s"] for r in res[f"{group}/{key}"]]
             ratio = statistics.median(ours) / statistics.median(peer_s)
-            word = {
-                "a": "slower than embetter beyond the run-to-run spread",
-                "b": "faster than embetter beyond the run-to-run spread",
-                "tie": "a tie with embetter (within the min–max of the rounds)",
-                "no spread": "one round, so no spread to judge by",
-            }[md.compare(ours, peer_s)]
+            word = md.outcome(ours, peer_s, "embetter", larger="slower")  # times
             goal = "met" if ratio <= 0.5 else "not met"
             verdicts.append(
                 f"{group}, {how}: ours takes {ratio:.2f}× embetter's time, {word} "

@@ -75,10 +75,7 @@ def _encoder(precision: str, step: int):
 def worker(cfg: dict) -> dict:
     """Time the four steps against each other for one precision in this process."""
     with tempfile.TemporaryDirectory() as tmp:
-        inputs = {
-            "small": _common.write_jpegs(Path(tmp), cfg["n_small"]),
-            "photos": _common.large_photos()[: cfg["n_photos"]],
-        }
+        inputs = _common.image_inputs(Path(tmp), cfg["n_small"], cfg["n_photos"])
         encoders = {step: _encoder(cfg["precision"], step) for step in STEPS}
         reference = _encoder("float32", 0)
         cosines = {}
@@ -114,15 +111,6 @@ def run(cfg: dict, log=print) -> dict:
     return {"config": cfg, "results": results}
 
 
-def _outcome(a, b) -> str:
-    return {
-        "a": "faster beyond the run-to-run spread",
-        "b": "slower beyond the run-to-run spread",
-        "tie": "a tie (within the min–max of the rounds)",
-        "no spread": "one round: no spread measured",
-    }[md.compare(a, b)]
-
-
 def render(result: dict, meta: dict) -> str:
     cfg = result["config"]
     header = ["encoder", "inference copy", *(f"{what} img/s" for what in INPUTS.values())]
@@ -144,10 +132,11 @@ def render(result: dict, meta: dict) -> str:
             for step in list(STEPS)[1:]:
                 now, before = res["rates"][f"{name}/{step}"], res["rates"][f"{name}/{step - 1}"]
                 ratio = np.median(now) / np.median(before)
-                parts.append(f"step {step} {ratio:.2f}× step {step - 1} ({_outcome(now, before)})")
+                word = md.outcome(now, before)
+                parts.append(f"step {step} {ratio:.2f}× step {step - 1} ({word})")
             whole, bare = res["rates"][f"{name}/3"], res["rates"][f"{name}/0"]
             ratio = np.median(whole) / np.median(bare)
-            parts.append(f"all three {ratio:.2f}× none ({_outcome(whole, bare)})")
+            parts.append(f"all three {ratio:.2f}× none ({md.outcome(whole, bare)})")
             verdicts.append(f"{res['ran_in']}, {what}: " + ", ".join(parts))
     small, photos = result["results"]["auto"]["n"].values()
     low, high = result["results"]["auto"]["megapixels"]

@@ -45,10 +45,7 @@ def worker(cfg: dict) -> dict:
 
     cores = cfg["cores"]
     with tempfile.TemporaryDirectory() as tmp:
-        inputs = {
-            "small": _common.write_jpegs(Path(tmp), cfg["n_small"]),
-            "photos": _common.large_photos()[: cfg["n_photos"]],
-        }
+        inputs = _common.image_inputs(Path(tmp), cfg["n_small"], cfg["n_photos"])
         encoders = {}
         for threads in sorted({1, cores}):
             encoder = ImageEncoder(

@@ -175,12 +175,7 @@ def render(result: dict, meta: dict) -> str:
             continue
         a, b = [r["fit_s"] for r in exact], [r["fit_s"] for r in auto]
         speedup = statistics.median(a) / statistics.median(b)
-        word = {
-            "a": "faster than float32 beyond the run-to-run spread",
-            "b": "slower than float32 beyond the run-to-run spread",
-            "tie": "a tie with float32 (within the min–max of the rounds)",
-            "no spread": "one round, so no spread to judge by",
-        }[md.compare(a, b)]
+        word = md.outcome(b, a, "float32", larger="slower")  # fit times
         verdicts.append(f"{task}: bfloat16 training {speedup:.2f}× float32's speed, {word}")
     intro = (
         "Each fit in its own fresh process, the two settings alternating for "

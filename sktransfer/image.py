@@ -10,6 +10,7 @@ import joblib
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from sktransfer import _inference
 from sktransfer._adapters.image import ImageAdapter
 from sktransfer._hub import DEFAULT_IMAGE_MODEL
 from sktransfer._onnx import BACKENDS
@@ -308,7 +309,7 @@ class ImageEncoder(AdaptiveEncoder):
         import torch
 
         network, source, reference = super()._load_model(device)
-        if _has_conv2d(network):
+        if _inference.has_conv2d(network):
             # Channels-last (NHWC) lets oneDNN / cuDNN use their fastest
             # convolution kernels: ~1.8x on a CPU, the same numbers to float
             # rounding. The input batch is converted to match in ``_encode``.
@@ -321,8 +322,6 @@ class ImageEncoder(AdaptiveEncoder):
         # into them (each unless SKTRANSFER_FOLD_BATCHNORM / _STATIC_PADDING /
         # _FUSE_ACTIVATIONS is 0 at fit) and, for bfloat16, the weights cast once
         # instead of on every call. See ``sktransfer._inference``.
-        from sktransfer import _inference
-
         return _inference.runner(
             network,
             precision,
@@ -358,15 +357,11 @@ class ImageEncoder(AdaptiveEncoder):
         if not export and params.get("precision", "float32") != "float32":
             network = self.__dict__.get("_network")
             if network is not None and self._backend_in_use() == "torch":
-                from sktransfer import _inference
-
                 if _inference.folds_batchnorm(self._torch_runner(network, "float32")):
                     params["conv_bn"] = "folded"
         return params
 
     def _after_load(self, network):
-        from sktransfer import _inference
-
         super()._after_load(network)
         self.data_config_ = self._adapter.data_config
         self._fold_batchnorm = _inference.enabled()  # decided at fit (and reload), with the keys
@@ -398,7 +393,7 @@ class ImageEncoder(AdaptiveEncoder):
             return self._encode_lean(items, failed)
         import torch
 
-        channels_last = _has_conv2d(network)
+        channels_last = _inference.has_conv2d(network)
         run = self._runner()
         fill = np.nan if self.on_error == "nan" else 0.0
         out = np.empty((len(items), self.embedding_dim_), dtype=np.float32)
@@ -437,9 +432,3 @@ class ImageEncoder(AdaptiveEncoder):
                 out[pos] = fill
             failed.extend(positions)
         return out
-
-
-def _has_conv2d(network) -> bool:
-    from sktransfer._inference import has_conv2d
-
-    return has_conv2d(network)
