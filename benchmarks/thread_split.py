@@ -1,12 +1,14 @@
 """How ``ImageEncoder`` splits the cores between JPEG decoding and the forward pass.
 
-``ImageEncoder`` decodes in a thread pool of ``min(4, cores)`` threads, one batch
-ahead of the forward pass, which runs on torch's (or ONNX Runtime's) threads.
-This script times every split of a small grid -- forward threads 1 or all
-cores, decoding threads 1 to cores + 1 -- on small JPEG files and on real
-photos of several megapixels (Debian's wallpaper packages; see
-``_common.large_photos``), for the default backend and ``backend="onnx"``. Each
-backend runs in its own fresh process; the splits alternate within it for
+``ImageEncoder`` decodes in a thread pool of ``min(4, cores)`` threads while the
+forward pass runs on torch's (or ONNX Runtime's) threads: one batch ahead of
+the forward pass, or, where torch's forward pass runs on every core, each batch
+between forward passes (``sktransfer._threads.decode_ahead``). This script
+times every split of a small grid -- forward threads 1 or all cores, decoding
+threads 1 to cores + 1, decoding ahead or between batches -- on small JPEG
+files and on real photos of several megapixels (Debian's wallpaper packages;
+see ``_common.large_photos``), for the default backend and ``backend="onnx"``.
+Each backend runs in its own fresh process; the splits alternate within it for
 ``--rounds`` rounds (median and min–max images/s).
 
 Usage::
@@ -42,7 +44,20 @@ BACKENDS = {
 def worker(cfg: dict) -> dict:
     """Time every split for one backend in this process."""
     from sktransfer import ImageEncoder
+    from sktransfer._adapters.image import ImageAdapter
 
+    # Every decoding the encoders start goes through here: it records the
+    # encoder's own choice of decoding ahead, or imposes the split's.
+    forced: dict = {"ahead": None, "seen": []}
+    original = ImageAdapter.decoded_batches
+
+    def decoded_batches(self, *args, **kwargs):
+        if forced["ahead"] is not None:
+            kwargs["ahead"] = forced["ahead"]
+        forced["seen"].append(kwargs.get("ahead", True))
+        return original(self, *args, **kwargs)
+
+    ImageAdapter.decoded_batches = decoded_batches
     cores = cfg["cores"]
     with tempfile.TemporaryDirectory() as tmp:
         inputs = _common.image_inputs(Path(tmp), cfg["n_small"], cfg["n_photos"])
@@ -54,22 +69,27 @@ def worker(cfg: dict) -> dict:
             encoder.transform(inputs["small"][:8])  # untimed: first-call costs
             encoders[threads] = encoder
         default_workers = encoders[cores]._adapter.n_workers
-        splits = list(itertools.product(sorted(encoders), range(1, cores + 2)))
+        default_ahead = forced["seen"][-1]  # the default encoder's own choice
+        splits = list(
+            itertools.product(sorted(encoders), range(1, cores + 2), (True, False))
+        )
         rates: dict = {}
         for _ in range(cfg["rounds"]):
             for name, paths in inputs.items():
-                for threads, workers in splits:
+                for threads, workers, ahead in splits:
                     encoder = encoders[threads]
                     encoder._adapter.n_workers = workers
+                    forced["ahead"] = ahead
                     start = time.perf_counter()
                     encoder.transform(paths)
                     seconds = time.perf_counter() - start
-                    rates.setdefault(f"{name}/{threads}/{workers}", []).append(len(paths) / seconds)
+                    key = f"{name}/{threads}/{workers}/{int(ahead)}"
+                    rates.setdefault(key, []).append(len(paths) / seconds)
         precision = str(encoders[cores].precision_)
         megapixels = _common.megapixels(inputs["photos"])
     return {
         "rates": rates,
-        "default": [cores, default_workers],
+        "default": [cores, default_workers, int(default_ahead)],
         "precision": precision,
         "n": {name: len(paths) for name, paths in inputs.items()},
         "megapixels": [min(megapixels), max(megapixels)],
@@ -93,44 +113,64 @@ def run(cfg: dict, log=print) -> dict:
     return {"config": cfg, "results": results}
 
 
+def _split_name(split: tuple) -> str:
+    threads, workers, ahead = split
+    when = "ahead" if ahead else "between batches"
+    return f"{threads} forward / {workers} decoding threads, decoding {when}"
+
+
 def render(result: dict, meta: dict) -> str:
     cfg = result["config"]
-    header = ["backend", "forward threads", "decoding threads", "small JPEGs img/s", "photos img/s"]
+    header = [
+        "backend",
+        "forward threads",
+        "decoding threads",
+        "decoding",
+        "small JPEGs img/s",
+        "photos img/s",
+    ]
     rows, verdicts = [], []
     for backend, label in BACKENDS.items():
         res = result["results"][backend]
         rates = res["rates"]
         default = tuple(res["default"])
         splits = sorted({tuple(int(v) for v in key.split("/")[1:]) for key in rates})
-        for threads, workers in splits:
-            cells = [f"{label}, ran in {res['precision']}", str(threads), str(workers)]
-            if (threads, workers) == default:
-                cells[2] += " (default)"
+
+        def values(name, split, rates=rates):
+            return rates[f"{name}/{split[0]}/{split[1]}/{split[2]}"]
+
+        for split in splits:
+            threads, workers, ahead = split
+            cells = [
+                f"{label}, ran in {res['precision']}",
+                str(threads),
+                str(workers),
+                "ahead" if ahead else "between batches",
+            ]
+            if split == default:
+                cells[3] += " (default)"
             for name in ("small", "photos"):
-                values = rates[f"{name}/{threads}/{workers}"]
-                cells.append(f"{np.median(values):.1f} ({md.spread(values)})")
+                got = values(name, split)
+                cells.append(f"{np.median(got):.1f} ({md.spread(got)})")
             rows.append(cells)
         for name, what in (("small", "small JPEGs"), ("photos", "photos")):
-            mine = rates[f"{name}/{default[0]}/{default[1]}"]
-            best = max(splits, key=lambda s: np.median(rates[f"{name}/{s[0]}/{s[1]}"]))
-            top = rates[f"{name}/{best[0]}/{best[1]}"]
+            mine = values(name, default)
+            best = max(splits, key=lambda s, name=name: np.median(values(name, s)))
+            top = values(name, best)
             outcome_kind = md.compare(mine, top)
             if best == default:
                 outcome = "the default split is the fastest"
             elif outcome_kind == "no spread":
-                outcome = (
-                    f"{best[0]} forward / {best[1]} decoding threads had the highest rate "
-                    "(one round: no spread measured)"
-                )
+                outcome = f"{_split_name(best)} had the highest rate (one round: no spread measured)"
             elif outcome_kind == "tie":
                 outcome = (
-                    f"the default split ties with the fastest ({best[0]} forward / "
-                    f"{best[1]} decoding threads; min–max ranges overlap)"
+                    f"the default split ties with the fastest ({_split_name(best)}; "
+                    "min–max ranges overlap)"
                 )
             else:
                 outcome = (
-                    f"the default split is slower than {best[0]} forward / {best[1]} decoding "
-                    f"threads ({np.median(mine):.1f} vs {np.median(top):.1f} images/s)"
+                    f"the default split is slower than {_split_name(best)} "
+                    f"({np.median(mine):.1f} vs {np.median(top):.1f} images/s)"
                 )
             verdicts.append(f"{backend}, {what}: {outcome}")
     small, photos = result["results"]["torch"]["n"].values()
@@ -140,7 +180,9 @@ def render(result: dict, meta: dict) -> str:
             "### Decoding and the forward pass: the split of the cores",
             f"{small} small JPEG files (220–427 px) and {photos} photos of {low:.1f}–{high:.1f} "
             "megapixels, EfficientNet-Lite0 at 224 px, batch 32, `cache=None`; forward threads "
-            "are `n_threads`, decoding threads the encoder's decoding pool. Each backend in "
+            "are `n_threads`, decoding threads the encoder's decoding pool, which decodes the "
+            "next batch while the forward pass runs (*ahead*) or each batch when the forward "
+            "pass is done with the one before (*between batches*). Each backend in "
             f"its own fresh process, the splits alternating for {cfg['rounds']} round(s): "
             "median images/s (min–max).",
             md.table(header, rows),

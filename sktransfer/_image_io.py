@@ -572,6 +572,7 @@ def iter_decoded_batches(
     n_workers: int = 1,
     labels: Sequence[int] | None = None,
     draft_min_side: int | None = None,
+    ahead: bool = True,
 ) -> Iterator[tuple[int, list, list[int]]]:
     """Decode and transform ``items`` lazily, one batch at a time.
 
@@ -592,16 +593,23 @@ def iter_decoded_batches(
         exceptions (e.g. from ``transform``) always propagate.
     n_workers : int, default=1
         1 decodes in the calling thread. More decodes the items of a batch in
-        a thread pool (PIL releases the GIL while decoding), keeps the order,
-        and decodes the next batch while the caller works on the current one,
-        so at most two batches are in memory. The pool is shut down when the
-        iteration ends, fails or is closed early.
+        a thread pool (PIL releases the GIL while decoding) and keeps the
+        order. The pool is shut down when the iteration ends, fails or is
+        closed early.
     labels : sequence of int, optional
         The position to name in error messages for each item (e.g. its row in
         the user's input when ``items`` is a subset); default: its index here.
     draft_min_side : int, optional
         Decode large JPEG files at a reduced scale that keeps both sides at
         least this long (see :func:`to_rgb`); ``None`` decodes every pixel.
+    ahead : bool, default=True
+        With ``n_workers`` above 1: True decodes the next batch while the
+        caller works on the current one (at most two batches in memory); for
+        a caller whose own work leaves cores idle (a forward pass on a GPU, or
+        on fewer threads than there are cores). False decodes each batch when
+        it is asked for, with every thread of the pool: for a caller whose work
+        already keeps every core busy, where decoding alongside would only
+        take turns with it (see ``sktransfer._threads.decode_ahead``).
 
     Yields
     ------
@@ -645,7 +653,7 @@ def iter_decoded_batches(
             yield start, outputs, failed
         return
     yield from _threaded_batches(
-        items, starts, batch_size, transform, keep_going, n_workers, labels, draft_min_side
+        items, starts, batch_size, transform, keep_going, n_workers, labels, draft_min_side, ahead
     )
 
 
@@ -658,6 +666,7 @@ def _threaded_batches(
     n_workers: int,
     labels: Sequence[int] | None = None,
     draft_min_side: int | None = None,
+    ahead: bool = True,
 ) -> Iterator[tuple[int, list, list[int]]]:
     n_items = len(items)
     executor = ThreadPoolExecutor(
@@ -674,11 +683,14 @@ def _threaded_batches(
         queued.append((start, futures))
 
     try:
-        submit(starts[0])
+        if ahead:
+            submit(starts[0])
         for position in range(len(starts)):
-            # Queue the next batch before waiting on this one: the pool works on
-            # it while the caller runs the model on the batch yielded below.
-            if position + 1 < len(starts):
+            if not ahead:
+                submit(starts[position])
+            elif position + 1 < len(starts):
+                # Queue the next batch before waiting on this one: the pool works
+                # on it while the caller runs the model on the batch yielded below.
                 submit(starts[position + 1])
             start, futures = queued.popleft()
             outputs, failed = [], []

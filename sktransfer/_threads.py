@@ -41,3 +41,40 @@ def torch_threads(n_threads: int | None) -> Iterator[None]:
     finally:
         if torch.get_num_threads() != previous:
             torch.set_num_threads(previous)
+
+
+def decode_ahead(device: str) -> bool:
+    """Whether images should be decoded one batch ahead of a torch forward pass on ``device``.
+
+    Decoding ahead overlaps the decoding threads with the forward pass: that
+    uses cores the forward pass leaves idle (it runs on a GPU, or on fewer
+    torch threads than the process has cores). Where the forward pass already
+    runs on every core, the decoding threads can only take turns with torch's
+    OpenMP threads, which wait for each other at the end of every operation:
+    a thread paused for a decode holds up the others. Decoding each batch
+    between forward passes, with every decoding thread, is then faster
+    (measured in ``benchmarks.thread_split``): False.
+
+    Examples
+    --------
+    >>> decode_ahead("cuda:0")
+    True
+    >>> with torch_threads(1):  # a forward pass on one core leaves the others idle
+    ...     decode_ahead("cpu") == (cpu_count() > 1)
+    True
+    >>> with torch_threads(cpu_count()):
+    ...     decode_ahead("cpu")
+    False
+    """
+    if not str(device).startswith("cpu"):
+        return True
+    import torch
+
+    return torch.get_num_threads() < cpu_count()
+
+
+def cpu_count() -> int:
+    """The cores this process may use (affinity, cgroup quotas), as joblib counts them."""
+    import joblib
+
+    return joblib.cpu_count()

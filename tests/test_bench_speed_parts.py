@@ -194,3 +194,35 @@ def test_rewrites_table_judges_each_step_precision_and_input_on_its_own():
     assert "+ activations fused (default)" in text and "the network as loaded" in text
     assert "64 small JPEG files" in text and "1.3–17.9 megapixels" in text
     assert "AVX-512 BF16 no" in text
+
+
+def _split_result(fastest: tuple, default: tuple) -> dict:
+    rates = {}
+    for threads in (1, 2):
+        for workers in (1, 2, 3):
+            for ahead in (0, 1):
+                for name in ("small", "photos"):
+                    rate = 300.0 if (threads, workers, ahead) == fastest else 100.0
+                    rates[f"{name}/{threads}/{workers}/{ahead}"] = [rate, rate + 5, rate - 5]
+    one = {
+        "rates": rates,
+        "default": list(default),
+        "precision": "bfloat16",
+        "n": {"small": 64, "photos": 21},
+        "megapixels": [1.3, 17.9],
+    }
+    return {"config": {"rounds": 3}, "results": {"torch": one, "onnx": one}}
+
+
+def test_thread_split_names_the_default_and_the_fastest_split():
+    from benchmarks import thread_split
+
+    text = thread_split.render(_split_result((2, 2, 0), (2, 2, 0)), META)
+    rows = [[c.strip() for c in line.split("|")[2:5]] for line in text.splitlines() if "`" in line]
+    assert rows.count(["2", "2", "between batches (default)"]) == 2  # torch and onnx
+    assert "torch, small JPEGs: the default split is the fastest" in text
+    text = thread_split.render(_split_result((2, 3, 1), (2, 2, 0)), META)
+    assert (
+        "torch, photos: the default split is slower than 2 forward / 3 decoding threads, "
+        "decoding ahead (100.0 vs 300.0 images/s)" in text
+    )

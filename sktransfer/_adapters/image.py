@@ -187,13 +187,21 @@ class ImageAdapter(Adapter):
         )
 
     def decoded_batches(
-        self, items: list, batch_size: int, on_error: str = "raise", transform=None
+        self,
+        items: list,
+        batch_size: int,
+        on_error: str = "raise",
+        transform=None,
+        *,
+        ahead: bool = True,
     ):
         """``(start, tensors, failed)`` per batch; ``None`` tensors where decoding failed.
 
         With ``on_error="zero"`` a failed item is reported in ``failed`` (its
         index in ``items``) instead of raising; errors name the user's position.
         ``transform`` replaces ``eval_transform`` (see :meth:`pixel_batches`).
+        ``ahead``: decode the next batch while the caller works on this one
+        (see :func:`sktransfer._threads.decode_ahead` for when not to).
         """
         values, positions = _unwrap(items)
         return iter_decoded_batches(
@@ -204,6 +212,7 @@ class ImageAdapter(Adapter):
             n_workers=self.n_workers,
             labels=positions,
             draft_min_side=self.draft_min_side(),
+            ahead=ahead,
         )
 
     def __getstate__(self):
@@ -285,16 +294,17 @@ class ImageAdapter(Adapter):
         ((_, batch),) = self.inference_batches(items, len(items))
         return torch.as_tensor(batch).contiguous(memory_format=torch.channels_last)
 
-    def inference_batches(self, items: list, batch_size: int):
+    def inference_batches(self, items: list, batch_size: int, *, ahead: bool = True):
         """``(rows, batch)`` of ``eval_transform``'s tensors, stacked.
 
         Where the transform splits (see :meth:`pixel_batches`), the decoding
         threads stop at the cropped pixels and the batch is normalised at once,
-        channels-last: the same numbers.
+        channels-last: the same numbers. ``ahead`` as in :meth:`decoded_batches`.
         """
         split = self.pixel_batches() if hasattr(self.eval_transform, "transforms") else None
         per_image, to_batch = split or (None, None)
-        for start, outputs, _ in self.decoded_batches(items, batch_size, transform=per_image):
+        batches = self.decoded_batches(items, batch_size, transform=per_image, ahead=ahead)
+        for start, outputs, _ in batches:
             rows = np.arange(start, start + len(outputs))
             if to_batch is not None:
                 yield rows, to_batch(outputs)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sktransfer._threads import decode_ahead
 from sktransfer.finetune._net import HeadOverFeatures, group_of_modules
 
 # ------------------------------------------------------ discriminative LRs
@@ -410,7 +411,11 @@ def predict_outputs(
     autocast = training_autocast(device, amp_dtype)
     try:
         with torch.inference_mode(), autocast:
-            for rows, batch in adapter.inference_batches(items, batch_size):
+            # Images: decoded one batch ahead only where the forward pass
+            # leaves cores idle (see sktransfer._threads.decode_ahead).
+            image = getattr(adapter, "kind", None) == "image"
+            options = {"ahead": decode_ahead(device)} if image else {}
+            for rows, batch in adapter.inference_batches(items, batch_size, **options):
                 batch = adapter.to_device(batch, device)
                 if memory_format is not None:
                     batch = batch.contiguous(memory_format=memory_format)

@@ -1,0 +1,165 @@
+"""Decoding images one batch ahead of the forward pass, or between forward passes.
+
+Where torch's forward pass runs on every core of a CPU, decoding alongside it
+only takes turns with the OpenMP threads; the encoders then decode each batch
+when they reach it, with every decoding thread (``sktransfer._threads.decode_ahead``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from sktransfer import ImageClassifier, ImageEncoder, _threads  # noqa: E402
+from sktransfer._adapters import image as image_adapter  # noqa: E402
+from sktransfer._image_io import iter_decoded_batches  # noqa: E402
+from tests.conftest import image_samples  # noqa: E402
+
+
+def _recorder():
+    seen: set[int] = set()
+    lock = threading.Lock()
+
+    def record(image):
+        with lock:
+            seen.add(int(np.asarray(image)[0, 0, 0]))
+        return np.asarray(image)
+
+    return seen, lock, record
+
+
+def test_without_ahead_a_batch_is_decoded_only_when_asked_for():
+    seen, lock, record = _recorder()
+    images = [np.full((2, 2), i, np.uint8) for i in range(12)]
+    batches = iter_decoded_batches(images, 4, record, n_workers=2, ahead=False)
+    time.sleep(0.05)
+    assert seen == set()  # nothing before the first batch is asked for
+    start, outputs, _ = next(batches)
+    assert start == 0 and [int(o[0, 0, 0]) for o in outputs] == [0, 1, 2, 3]
+    time.sleep(0.2)  # time enough for a pool that decodes ahead (see test_image_io)
+    with lock:
+        assert seen == set(range(4))
+    start, outputs, _ = next(batches)
+    assert start == 4 and [int(o[0, 0, 0]) for o in outputs] == [4, 5, 6, 7]
+    with lock:
+        assert seen == set(range(8))
+    batches.close()
+
+
+def test_without_ahead_a_batch_uses_every_thread_of_the_pool():
+    names: set[str] = set()
+    barrier = threading.Barrier(3, timeout=10)
+
+    def meet(image):
+        names.add(threading.current_thread().name)
+        barrier.wait()  # three items of one batch decode at the same time, or this times out
+        return np.asarray(image)
+
+    images = [np.full((2, 2), i, np.uint8) for i in range(6)]
+    batches = list(iter_decoded_batches(images, 3, meet, n_workers=3, ahead=False))
+    assert [start for start, _, _ in batches] == [0, 3]
+    assert len(names) == 3
+
+
+@pytest.mark.parametrize("ahead", [True, False])
+def test_order_errors_and_shutdown_do_not_depend_on_ahead(tmp_path, ahead):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    images = [np.full((3, 3), i, np.uint8) for i in range(10)]
+    images[6] = bad
+    before = {t for t in threading.enumerate() if t.name.startswith("sktransfer-decode")}
+    batches = list(
+        iter_decoded_batches(images, 4, np.asarray, on_error="zero", n_workers=3, ahead=ahead)
+    )
+    assert [(start, failed) for start, _, failed in batches] == [(0, []), (4, [6]), (8, [])]
+    values = [None if o is None else int(o[0, 0, 0]) for _, out, _ in batches for o in out]
+    assert values == [0, 1, 2, 3, 4, 5, None, 7, 8, 9]
+    after = {t for t in threading.enumerate() if t.name.startswith("sktransfer-decode")}
+    assert after - before == set()
+
+
+def test_decode_ahead_only_where_the_forward_pass_leaves_cores_idle(monkeypatch):
+    monkeypatch.setattr(_threads, "cpu_count", lambda: 4)
+    with _threads.torch_threads(4):
+        assert _threads.decode_ahead("cpu") is False  # every core runs the forward pass
+        assert _threads.decode_ahead("cuda") is True  # the forward pass runs on the GPU
+    with _threads.torch_threads(2):
+        assert _threads.decode_ahead("cpu") is True
+    monkeypatch.setattr(_threads, "cpu_count", lambda: 1)
+    with _threads.torch_threads(1):
+        assert _threads.decode_ahead("cpu") is False
+
+
+class _Spy:
+    """Record the ``ahead`` of every decoding the image adapter starts."""
+
+    def __init__(self, monkeypatch):
+        self.ahead: list[bool] = []
+        original = image_adapter.iter_decoded_batches
+
+        def spying(*args, **kwargs):
+            self.ahead.append(kwargs["ahead"])
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(image_adapter, "iter_decoded_batches", spying)
+
+
+@pytest.mark.parametrize("cores", [1, 64])
+def test_the_image_encoder_decodes_ahead_only_with_idle_cores(cores, monkeypatch):
+    encoder = ImageEncoder(cache=None, precision="float32", n_threads=1).fit()
+    photos = [image for image in image_samples(10)[0]]
+    monkeypatch.setattr(_threads, "cpu_count", lambda: cores)
+    spy = _Spy(monkeypatch)
+    got = encoder.set_params(batch_size=4).transform(photos)
+    # One forward thread: with 64 cores most are idle (ahead); with 1 none is.
+    assert spy.ahead == [cores > 1]
+    # The features do not depend on when the images were decoded.
+    monkeypatch.setattr(_threads, "cpu_count", lambda: 65 - cores)
+    np.testing.assert_array_equal(got, encoder.transform(photos))
+    assert spy.ahead == [cores > 1, cores == 1]
+
+
+def test_fine_tuner_predictions_decode_ahead_only_with_idle_cores(
+    tiny_image_weights, monkeypatch
+):
+    X, y = image_samples(12)
+    clf = ImageClassifier(
+        "test_efficientnet",
+        weights=tiny_image_weights,
+        image_size=32,
+        epochs=1,
+        batch_size=4,
+        random_state=0,
+    ).fit(X, y)
+    clf.predict_proba(X[:2])  # the inference copy is made (and checked on the probe photos)
+    spy = _Spy(monkeypatch)
+    with _threads.torch_threads(1):
+        monkeypatch.setattr(_threads, "cpu_count", lambda: 1)
+        serial = clf.predict_proba(X)
+        monkeypatch.setattr(_threads, "cpu_count", lambda: 8)
+        ahead = clf.predict_proba(X)
+    assert spy.ahead == [False, True]
+    np.testing.assert_array_equal(serial, ahead)
+
+
+def test_the_onnx_backend_decodes_ahead(tmp_path, monkeypatch):
+    # ONNX Runtime shares the cores with the decoding threads better than
+    # torch's OpenMP threads do (benchmarks.thread_split): it keeps decoding ahead.
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from sktransfer import _onnx
+
+    monkeypatch.setenv("SKTRANSFER_DATA", str(tmp_path / "data"))
+    _onnx.clear_runners()
+    params = {"pretrained": False, "image_size": 32, "cache": None, "progress": False}
+    encoder = ImageEncoder("test_convnext", backend="onnx", **params).fit()
+    monkeypatch.setattr(_threads, "cpu_count", lambda: 1)
+    spy = _Spy(monkeypatch)
+    encoder.transform(image_samples(5)[0])
+    _onnx.clear_runners()
+    assert spy.ahead == [True]
