@@ -67,7 +67,7 @@ from benchmarks import _markdown as md
 # every fit of the cross-validation part and the fine-tuning fits.
 FULL = {
     "throughput-text": {"n_text": 256, "repeats": 3},
-    "throughput-images": {"n_images": 64, "repeats": 3},
+    "throughput-images": {"n_images": 256, "repeats": 3},
     "throughput-photos": {"n_photos": 32, "repeats": 3},
     "throughput-avx2": {"n_text": 256, "repeats": 3},
     "cv": {"n_sentences": 400, "c_values": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]},

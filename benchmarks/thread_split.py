@@ -172,6 +172,14 @@ def render(result: dict, meta: dict) -> str:
                     f"the default split is slower than {_split_name(best)} "
                     f"({np.median(mine):.1f} vs {np.median(top):.1f} images/s)"
                 )
+            other = (*default[:2], 1 - default[2])  # the default split, decoding the other way
+            mode = "between batches" if default[2] else "ahead"
+            theirs = values(name, other)
+            outcome += (
+                f"; at the default split, decoding {'ahead' if default[2] else 'between batches'} "
+                f"is {md.outcome(mine, theirs, f'decoding {mode}')} "
+                f"({np.median(mine):.1f} vs {np.median(theirs):.1f} images/s)"
+            )
             verdicts.append(f"{backend}, {what}: {outcome}")
     small, photos = result["results"]["torch"]["n"].values()
     low, high = result["results"]["torch"]["megapixels"]
@@ -204,7 +212,7 @@ def main(argv=None) -> int:
     _common.large_photos()  # fail now, naming the packages, if the photos are missing
     cores = len(os.sched_getaffinity(0))
     cfg = {"cores": cores, "rounds": 1 if args.quick else args.rounds}
-    cfg.update({"n_small": 8, "n_photos": 4} if args.quick else {"n_small": 64, "n_photos": 32})
+    cfg.update({"n_small": 8, "n_photos": 4} if args.quick else {"n_small": 256, "n_photos": 32})
     meta = _common.script_meta("benchmarks.thread_split", argv)
     result = run(cfg, log=lambda line: print(line, flush=True))
     _common.publish(render(result, meta), BLOCK, "thread_split", to_docs=not args.quick)

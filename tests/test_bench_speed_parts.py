@@ -226,3 +226,8 @@ def test_thread_split_names_the_default_and_the_fastest_split():
         "torch, photos: the default split is slower than 2 forward / 3 decoding threads, "
         "decoding ahead (100.0 vs 300.0 images/s)" in text
     )
+    text = thread_split.render(_split_result((2, 2, 1), (2, 2, 0)), META)
+    assert (
+        "at the default split, decoding between batches is slower than decoding ahead "
+        "beyond the run-to-run spread (100.0 vs 300.0 images/s)" in text
+    )
