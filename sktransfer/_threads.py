@@ -18,10 +18,7 @@ def resolve_n_threads(n_threads: int | None) -> int | None:
         return None
     if n_threads > 0:
         return int(n_threads)
-    import joblib
-
-    # joblib counts the cores this process may use (affinity, cgroup quotas).
-    return max(1, joblib.cpu_count() + 1 + int(n_threads))
+    return max(1, cpu_count() + 1 + int(n_threads))
 
 
 @contextlib.contextmanager

@@ -404,7 +404,8 @@ class ImageEncoder(AdaptiveEncoder):
         # Decoding threads resize and crop; the batch is made a float tensor at once.
         per_image, to_batch = self._adapter.pixel_batches() or (None, torch.stack)
         # Decoding one batch ahead only where torch's forward pass leaves cores
-        # idle; ONNX Runtime and OpenVINO share the cores better (measured).
+        # idle. The ONNX backends keep decoding ahead: ONNX Runtime shares the
+        # cores with it better than torch's OpenMP threads (benchmarks.thread_split).
         ahead = self._backend_in_use() != "torch" or decode_ahead(self.device_)
         batches = self._adapter.decoded_batches(
             items, self.batch_size, on_error, per_image, ahead=ahead
