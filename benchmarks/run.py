@@ -66,9 +66,9 @@ from benchmarks import _markdown as md
 # how long each part took). Most of it is the peers re-encoding the sentences in
 # every fit of the cross-validation part and the fine-tuning fits.
 FULL = {
-    "throughput-text": {"n_text": 256, "repeats": 3},
-    "throughput-images": {"n_images": 256, "repeats": 3},
-    "throughput-photos": {"n_photos": 32, "repeats": 3},
+    "throughput-text": {"n_text": 256, "repeats": 3, "rounds": 2},
+    "throughput-images": {"n_images": 256, "repeats": 3, "rounds": 2},
+    "throughput-photos": {"n_photos": 32, "repeats": 3, "rounds": 2},
     "throughput-avx2": {"n_text": 256, "repeats": 3},
     "cv": {"n_sentences": 400, "c_values": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]},
     "memory": {"n_sentences": 3000, "rounds": 2},
@@ -104,7 +104,7 @@ FULL = {
 # A smoke test of every code path in a few minutes; its figures mean nothing.
 QUICK = {
     "throughput-text": {"n_text": 32, "repeats": 2},
-    "throughput-images": {"n_images": 8, "repeats": 2},
+    "throughput-images": {"n_images": 8, "repeats": 2, "rounds": 2},
     "throughput-photos": {"n_photos": 8, "repeats": 1},
     "throughput-avx2": {"n_text": 32, "repeats": 2},
     "cv": {"n_sentences": 60, "c_values": [0.1, 1.0]},

@@ -34,19 +34,52 @@ from benchmarks._speed_worker import (
 
 
 def _measure(
-    kind: str, systems: dict, inputs: list[str], repeats: int, workdir: Path, modality=None
+    kind: str,
+    systems: dict,
+    inputs: list[str],
+    repeats: int,
+    workdir: Path,
+    modality=None,
+    rounds: int = 1,
 ) -> dict:
-    """Run every system's worker on ``inputs``; ``modality`` ("text" or "images") is ``kind``'s."""
+    """Run every system's worker on ``inputs``; ``modality`` ("text" or "images") is ``kind``'s.
+
+    With ``rounds`` above 1 every system runs again in a new process per round,
+    the systems' order reversed every other round, so that a change in the
+    machine's speed during the run reaches every system alike; a row's timed
+    calls are those of all rounds, its page faults and peak memory the first
+    round's.
+    """
     config = workdir / f"speed-{kind}.json"
     config.write_text(json.dumps({"kind": modality or kind, "inputs": inputs, "repeats": repeats}))
-    reports = {}
-    for system, (_, env) in systems.items():
-        report = workdir / f"speed-{kind}-{system}.json"
-        _common.run_worker(
-            "benchmarks._speed_worker", [system, str(config), str(report)], extra_env=env
-        )
-        reports[system] = json.loads(report.read_text())
-    return reports
+    reports: dict = {}
+    for index in range(rounds):
+        order = list(systems.items())
+        for system, (_, env) in order if index % 2 == 0 else reversed(order):
+            report = workdir / f"speed-{kind}-{system}.json"
+            _common.run_worker(
+                "benchmarks._speed_worker", [system, str(config), str(report)], extra_env=env
+            )
+            got = json.loads(report.read_text())
+            if system not in reports:
+                reports[system] = got
+                continue
+            for key, row in got["rows"].items():
+                reports[system]["rows"][key]["seconds"] += row["seconds"]
+    return {system: reports[system] for system in systems}
+
+
+def _procedure(result: dict) -> str:
+    """How each system was timed, for a table's introduction."""
+    rounds = result.get("rounds", 1)
+    calls = f"one untimed call, then {result['repeats']} timed calls"
+    if rounds == 1:
+        return f"{calls} (median and min–max)"
+    return (
+        f"in each of {rounds} rounds a new process per system, the systems' order reversed "
+        f"every other round: {calls}; median and min–max over the {rounds * result['repeats']} "
+        "timed calls"
+    )
 
 
 def _rows(reports: dict, labels: dict, reference: str, n: int) -> list[dict]:
@@ -74,12 +107,14 @@ def _rows(reports: dict, labels: dict, reference: str, n: int) -> list[dict]:
 
 def run_text(cfg: dict, workdir: Path) -> dict:
     texts, _, _ = _common.sample_sentences(cfg["n_text"], seed=1)
-    reports = _measure("text", TEXT_SYSTEMS, texts, cfg["repeats"], workdir)
+    rounds = cfg.get("rounds", 1)
+    reports = _measure("text", TEXT_SYSTEMS, texts, cfg["repeats"], workdir, rounds=rounds)
     labels = {k: v[0] for k, v in TEXT_SYSTEMS.items()}
     labels.update({k: v[0] for k, v in TEXT_EXTRA.items()})
     return {
         "n": len(texts),
         "repeats": cfg["repeats"],
+        "rounds": rounds,
         "rows": _rows(reports, labels, "st", len(texts)),
     }
 
@@ -87,21 +122,28 @@ def run_text(cfg: dict, workdir: Path) -> dict:
 def run_images(cfg: dict, workdir: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         paths = _common.write_jpegs(Path(tmp), cfg["n_images"])
-        reports = _measure("images", IMAGE_SYSTEMS, paths, cfg["repeats"], workdir)
+        rounds = cfg.get("rounds", 1)
+        reports = _measure(
+            "images", IMAGE_SYSTEMS, paths, cfg["repeats"], workdir, rounds=rounds
+        )
         labels = {k: v[0] for k, v in IMAGE_SYSTEMS.items()}
         rows = _rows(reports, labels, "timm", len(paths))
-    return {"n": len(paths), "repeats": cfg["repeats"], "rows": rows}
+    return {"n": len(paths), "repeats": cfg["repeats"], "rounds": rounds, "rows": rows}
 
 
 def run_photos(cfg: dict, workdir: Path) -> dict:
     """The image systems on real photos of several megapixels (Debian wallpapers)."""
     paths = _common.large_photos()[: cfg["n_photos"]]
     sizes = _common.megapixels(paths)
-    reports = _measure("photos", PHOTO_SYSTEMS, paths, cfg["repeats"], workdir, "images")
+    rounds = cfg.get("rounds", 1)
+    reports = _measure(
+        "photos", PHOTO_SYSTEMS, paths, cfg["repeats"], workdir, "images", rounds=rounds
+    )
     labels = {k: v[0] for k, v in PHOTO_SYSTEMS.items()}
     return {
         "n": len(paths),
         "repeats": cfg["repeats"],
+        "rounds": rounds,
         "megapixels": [min(sizes), float(np.median(sizes)), max(sizes)],
         "files": [Path(p).name for p in paths],
         "rows": _rows(reports, labels, "timm", len(paths)),
@@ -194,8 +236,7 @@ def render_text(text: dict) -> str:
     return md.section(
         "Throughput: text",
         f"{text['n']} distinct VADER sentences, all-MiniLM-L6-v2, batch 32. Every system ran "
-        "in its own fresh Python process with the same environment: one untimed call, then "
-        f"{text['repeats']} timed calls (median and min–max).",
+        f"in its own fresh Python process with the same environment: {_procedure(text)}.",
         _table(text, "sentences/s", 0, "st", memory=False),
         verdict,
         [
@@ -230,8 +271,8 @@ def render_images(images: dict) -> str:
         f"{images['n']} JPEG files (220–427 px crops of scikit-learn's sample photos) decoded "
         "from disk, EfficientNet-Lite0 at 224 px, batch 32. Every system ran in its own fresh "
         "Python process with the same environment (plus the `MALLOC_*` variables where the "
-        f"label says so): one untimed call, then {images['repeats']} timed calls (median and "
-        "min–max). Page faults are minor faults per timed call; peak RSS is the process's.",
+        f"label says so): {_procedure(images)}. Page faults are minor faults per timed call; "
+        "peak RSS is the process's.",
         _table(images, "images/s", 1, "timm", memory=True),
         verdict,
         [
@@ -264,8 +305,7 @@ def render_photos(photos: dict) -> str:
         f"Debian's `{_common.PHOTO_PACKAGES.replace(' ', '` and `')}` packages, decoded from "
         "disk, EfficientNet-Lite0 at 224 px, batch 32. Every system ran in its own fresh "
         "process with the same environment (plus the `MALLOC_*` variables where the label "
-        f"says so): one untimed call, then {photos['repeats']} timed calls (median and "
-        "min–max).",
+        f"says so): {_procedure(photos)}.",
         _table(photos, "images/s", 1, "timm", memory=True),
         verdict,
         [

@@ -231,3 +231,32 @@ def test_thread_split_names_the_default_and_the_fastest_split():
         "at the default split, decoding between batches is slower than decoding ahead "
         "beyond the run-to-run spread (100.0 vs 300.0 images/s)" in text
     )
+
+
+def test_throughput_rounds_alternate_the_order_and_pool_the_timed_calls(tmp_path, monkeypatch):
+    import json
+    from pathlib import Path
+
+    from benchmarks import _common, throughput
+
+    order = []
+
+    def fake_worker(module, args, extra_env=None):
+        system, _, report = args
+        order.append(system)
+        seconds = [len(order) * 1.0]
+        Path(report).write_text(
+            json.dumps({"rows": {system: {"seconds": seconds}}, "round": len(order)})
+        )
+
+    monkeypatch.setattr(_common, "run_worker", fake_worker)
+    systems = {"a": ("A", {}), "b": ("B", {}), "c": ("C", {})}
+    reports = throughput._measure("images", systems, ["x"], 1, tmp_path, rounds=3)
+    assert order == ["a", "b", "c", "c", "b", "a", "a", "b", "c"]
+    assert list(reports) == ["a", "b", "c"]
+    assert reports["a"]["rows"]["a"]["seconds"] == [1.0, 6.0, 7.0]
+    assert reports["c"]["round"] == 3  # the first round's report, its seconds pooled
+    assert "6 timed calls" in throughput._procedure({"repeats": 3, "rounds": 2})
+    assert throughput._procedure({"repeats": 3}) == (
+        "one untimed call, then 3 timed calls (median and min–max)"
+    )
