@@ -136,3 +136,15 @@ def image_samples(n: int = 24, size: int = 40):
         images.append(img)
         labels.append(label)
     return images, np.asarray(labels)
+
+
+def tiny_image_classifier(weights: str, **params):
+    """A one-epoch ImageClassifier on the tiny EfficientNet built in the test session.
+
+    ``weights`` is the ``tiny_image_weights`` fixture; ``params`` override the
+    small, fast defaults (32 px, batch 4, seed 0).
+    """
+    from sktransfer import ImageClassifier
+
+    fast = {"image_size": 32, "epochs": 1, "batch_size": 4, "random_state": 0}
+    return ImageClassifier("test_efficientnet", weights=weights, **{**fast, **params})

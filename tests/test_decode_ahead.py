@@ -15,10 +15,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from sktransfer import ImageClassifier, ImageEncoder, _threads  # noqa: E402
+from sktransfer import ImageEncoder, _threads  # noqa: E402
 from sktransfer._adapters import image as image_adapter  # noqa: E402
 from sktransfer._image_io import iter_decoded_batches  # noqa: E402
-from tests.conftest import image_samples  # noqa: E402
+from tests.conftest import image_samples, tiny_image_classifier  # noqa: E402
 
 
 def _recorder():
@@ -124,18 +124,9 @@ def test_the_image_encoder_decodes_ahead_only_with_idle_cores(cores, monkeypatch
     assert spy.ahead == [cores > 1, cores == 1]
 
 
-def test_fine_tuner_predictions_decode_ahead_only_with_idle_cores(
-    tiny_image_weights, monkeypatch
-):
+def test_fine_tuner_predictions_decode_ahead_only_with_idle_cores(tiny_image_weights, monkeypatch):
     X, y = image_samples(12)
-    clf = ImageClassifier(
-        "test_efficientnet",
-        weights=tiny_image_weights,
-        image_size=32,
-        epochs=1,
-        batch_size=4,
-        random_state=0,
-    ).fit(X, y)
+    clf = tiny_image_classifier(tiny_image_weights).fit(X, y)
     clf.predict_proba(X[:2])  # the inference copy is made (and checked on the probe photos)
     spy = _Spy(monkeypatch)
     with _threads.torch_threads(1):

@@ -11,7 +11,7 @@ from sktransfer import ImageClassifier, TextClassifier, TextRegressor, _precisio
 from sktransfer._adapters.text import sentence_transformer_body
 from sktransfer.exceptions import PrecisionWarning
 from sktransfer.finetune import _loop
-from tests.conftest import image_samples, text_samples
+from tests.conftest import image_samples, text_samples, tiny_image_classifier
 
 
 class ForwardCounter:
@@ -27,12 +27,6 @@ class ForwardCounter:
             return original(body, features)
 
         monkeypatch.setattr(body_class, "forward", counting)
-
-
-def _image_clf(weights, **params):
-    """A one-epoch ImageClassifier on the tiny EfficientNet built in the test session."""
-    fast = {"image_size": 32, "epochs": 1, "batch_size": 4, "random_state": 0}
-    return ImageClassifier("test_efficientnet", weights=weights, **{**fast, **params})
 
 
 def _text_clf(model, **kwargs):
@@ -139,7 +133,7 @@ def test_bfloat16_prediction_casts_the_weights_once_with_autocasts_numbers(
         est = _text_clf(tiny_text_model, epochs=1, precision="bfloat16")
     else:
         X, y = image_samples(12)
-        est = _image_clf(tiny_image_weights, precision="bfloat16")
+        est = tiny_image_classifier(tiny_image_weights, precision="bfloat16")
     est.fit(X, y)
     for switch in ("SKTRANSFER_FOLD_BATCHNORM", "SKTRANSFER_FUSE_ACTIVATIONS"):
         monkeypatch.setenv(switch, "0")  # the cast-once copy only (the rewrites: below)
@@ -175,7 +169,7 @@ def test_image_predictions_run_the_checked_inference_copy_channels_last(
 
     monkeypatch.setattr(_precision, "cpu_bfloat16_speedup", lambda: float("inf"))
     X, y = image_samples(12)
-    est = _image_clf(tiny_image_weights, precision=precision).fit(X, y)
+    est = tiny_image_classifier(tiny_image_weights, precision=precision).fit(X, y)
     formats = []
     forward = type(est._net).forward
 
