@@ -3,12 +3,10 @@
 Where torch's forward pass runs on every core of a CPU, decoding alongside it
 only takes turns with the OpenMP threads; the encoders then decode each batch
 when they reach it, with every decoding thread (``sktransfer._threads.decode_ahead``).
+``iter_decoded_batches(ahead=False)`` itself is tested in ``test_image_io.py``.
 """
 
 from __future__ import annotations
-
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -17,70 +15,7 @@ torch = pytest.importorskip("torch")
 
 from sktransfer import ImageEncoder, _threads  # noqa: E402
 from sktransfer._adapters import image as image_adapter  # noqa: E402
-from sktransfer._image_io import iter_decoded_batches  # noqa: E402
 from tests.conftest import image_samples, tiny_image_classifier  # noqa: E402
-
-
-def _recorder():
-    seen: set[int] = set()
-    lock = threading.Lock()
-
-    def record(image):
-        with lock:
-            seen.add(int(np.asarray(image)[0, 0, 0]))
-        return np.asarray(image)
-
-    return seen, lock, record
-
-
-def test_without_ahead_a_batch_is_decoded_only_when_asked_for():
-    seen, lock, record = _recorder()
-    images = [np.full((2, 2), i, np.uint8) for i in range(12)]
-    batches = iter_decoded_batches(images, 4, record, n_workers=2, ahead=False)
-    time.sleep(0.05)
-    assert seen == set()  # nothing before the first batch is asked for
-    start, outputs, _ = next(batches)
-    assert start == 0 and [int(o[0, 0, 0]) for o in outputs] == [0, 1, 2, 3]
-    time.sleep(0.2)  # time enough for a pool that decodes ahead (see test_image_io)
-    with lock:
-        assert seen == set(range(4))
-    start, outputs, _ = next(batches)
-    assert start == 4 and [int(o[0, 0, 0]) for o in outputs] == [4, 5, 6, 7]
-    with lock:
-        assert seen == set(range(8))
-    batches.close()
-
-
-def test_without_ahead_a_batch_uses_every_thread_of_the_pool():
-    names: set[str] = set()
-    barrier = threading.Barrier(3, timeout=10)
-
-    def meet(image):
-        names.add(threading.current_thread().name)
-        barrier.wait()  # three items of one batch decode at the same time, or this times out
-        return np.asarray(image)
-
-    images = [np.full((2, 2), i, np.uint8) for i in range(6)]
-    batches = list(iter_decoded_batches(images, 3, meet, n_workers=3, ahead=False))
-    assert [start for start, _, _ in batches] == [0, 3]
-    assert len(names) == 3
-
-
-@pytest.mark.parametrize("ahead", [True, False])
-def test_order_errors_and_shutdown_do_not_depend_on_ahead(tmp_path, ahead):
-    bad = tmp_path / "bad.jpg"
-    bad.write_bytes(b"not a jpeg")
-    images = [np.full((3, 3), i, np.uint8) for i in range(10)]
-    images[6] = bad
-    before = {t for t in threading.enumerate() if t.name.startswith("sktransfer-decode")}
-    batches = list(
-        iter_decoded_batches(images, 4, np.asarray, on_error="zero", n_workers=3, ahead=ahead)
-    )
-    assert [(start, failed) for start, _, failed in batches] == [(0, []), (4, [6]), (8, [])]
-    values = [None if o is None else int(o[0, 0, 0]) for _, out, _ in batches for o in out]
-    assert values == [0, 1, 2, 3, 4, 5, None, 7, 8, 9]
-    after = {t for t in threading.enumerate() if t.name.startswith("sktransfer-decode")}
-    assert after - before == set()
 
 
 def test_decode_ahead_only_where_the_forward_pass_leaves_cores_idle(monkeypatch):

@@ -449,6 +449,62 @@ def test_threads_prefetch_exactly_the_next_batch():
     batches.close()
 
 
+def test_without_ahead_a_batch_is_decoded_only_when_asked_for():
+    seen: set[int] = set()
+    lock = threading.Lock()
+
+    def record(image):
+        with lock:
+            seen.add(int(np.asarray(image)[0, 0, 0]))
+        return np.asarray(image)
+
+    images = [np.full((2, 2), i, np.uint8) for i in range(12)]
+    batches = iter_decoded_batches(images, 4, record, n_workers=2, ahead=False)
+    time.sleep(0.05)
+    assert seen == set()  # nothing before the first batch is asked for
+    start, outputs, _ = next(batches)
+    assert start == 0 and [int(o[0, 0, 0]) for o in outputs] == [0, 1, 2, 3]
+    time.sleep(0.2)  # time enough for a pool that decodes ahead (see test_image_io)
+    with lock:
+        assert seen == set(range(4))
+    start, outputs, _ = next(batches)
+    assert start == 4 and [int(o[0, 0, 0]) for o in outputs] == [4, 5, 6, 7]
+    with lock:
+        assert seen == set(range(8))
+    batches.close()
+
+
+def test_without_ahead_a_batch_uses_every_thread_of_the_pool():
+    names: set[str] = set()
+    barrier = threading.Barrier(3, timeout=10)
+
+    def meet(image):
+        names.add(threading.current_thread().name)
+        barrier.wait()  # three items of one batch decode at the same time, or this times out
+        return np.asarray(image)
+
+    images = [np.full((2, 2), i, np.uint8) for i in range(6)]
+    batches = list(iter_decoded_batches(images, 3, meet, n_workers=3, ahead=False))
+    assert [start for start, _, _ in batches] == [0, 3]
+    assert len(names) == 3
+
+
+@pytest.mark.parametrize("ahead", [True, False])
+def test_order_errors_and_shutdown_do_not_depend_on_ahead(tmp_path, ahead):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    images = [np.full((3, 3), i, np.uint8) for i in range(10)]
+    images[6] = bad
+    before = decode_threads()
+    batches = list(
+        iter_decoded_batches(images, 4, np.asarray, on_error="zero", n_workers=3, ahead=ahead)
+    )
+    assert [(start, failed) for start, _, failed in batches] == [(0, []), (4, [6]), (8, [])]
+    values = [None if o is None else int(o[0, 0, 0]) for _, out, _ in batches for o in out]
+    assert values == [0, 1, 2, 3, 4, 5, None, 7, 8, 9]
+    assert decode_threads() - before == set()
+
+
 @pytest.mark.parametrize("n_workers", [1, 4])
 @pytest.mark.parametrize("on_error", ["zero", "nan"])
 def test_failed_items_report_absolute_positions(tmp_path, n_workers, on_error):
