@@ -18,6 +18,8 @@ def _cold(seconds: dict) -> dict:
             s = seconds.get(f"{group}/{key}", [5.0, 5.1, 5.2])
             results[f"{group}/{key}"] = [{"process_s": v, "inside_s": v - 1} for v in s]
     results["floors/floor-torch"] = [{"process_s": 2.0, "inside_s": 1.0}] * 3
+    floor = seconds.get("floors/floor-torch-sklearn", [3.0, 3.0, 3.0])
+    results["floors/floor-torch-sklearn"] = [{"process_s": v, "inside_s": v - 1} for v in floor]
     return {"rounds": 3, "results": results}
 
 
@@ -39,6 +41,21 @@ def test_cold_start_judges_the_onnx_start_on_its_own():
     assert "image, backend='onnx': ours takes 0.31× embetter's time, faster than" in text
     assert "text, backend='onnx': ours takes 1.00× embetter's time" in text
     assert "export stored earlier" in text and "first run, exports" in text
+
+
+def test_cold_start_judges_the_openvino_start_and_names_the_torch_floor():
+    text = cold_start.render(
+        _cold({"text/ours-openvino": [1.0, 1.1, 1.2], "text/embetter": [5.0, 5.1, 5.2]}), META
+    )
+    assert "text, backend='openvino': ours takes 0.22× embetter's time, faster than" in text
+    assert "image, backend='openvino': ours takes 1.00× embetter's time" in text
+    assert "`backend='onnx'` and `'openvino'` rows" in text
+    # The floor of a torch backend, judged against the goal for each modality.
+    assert "text: importing torch and scikit-learn alone" in text
+    assert "takes 0.59× embetter's time, above the goal for a torch backend" in text
+    low = cold_start.render(_cold({"floors/floor-torch-sklearn": [2.0, 2.0, 2.0]}), META)
+    assert "takes 0.39× embetter's time, within the goal for a torch backend" in low
+    assert "*floor*: `import torch, sklearn.base`" in low
 
 
 def _trained(trained_in: str, fit_s: list, loss: list) -> list:
