@@ -50,11 +50,19 @@ def test_cold_start_judges_the_openvino_start_and_names_the_torch_floor():
     assert "text, backend='openvino': ours takes 0.22× embetter's time, faster than" in text
     assert "image, backend='openvino': ours takes 1.00× embetter's time" in text
     assert "`backend='onnx'` and `'openvino'` rows" in text
-    # The floor of a torch backend, judged against the goal for each modality.
-    assert "text: importing torch and scikit-learn alone" in text
-    assert "takes 0.59× embetter's time, above the goal for a torch backend" in text
-    low = cold_start.render(_cold({"floors/floor-torch-sklearn": [2.0, 2.0, 2.0]}), META)
-    assert "takes 0.39× embetter's time, within the goal for a torch backend" in low
+    # The floors of a torch backend, judged against the goal for each modality.
+    assert (
+        "text, the floors of a torch backend: importing torch and scikit-learn takes 0.59× "
+        "embetter's time, importing sentence-transformers 1.00× (above the goal by itself)"
+    ) in text
+    low = cold_start.render(
+        _cold({"floors/floor-torch-sklearn": [2.0, 2.0, 2.0], "image/floor-timm": [2.4] * 3}),
+        META,
+    )
+    assert (
+        "image, the floors of a torch backend: importing torch and scikit-learn takes 0.39× "
+        "embetter's time, importing timm 0.47×."
+    ) in low
     assert "*floor*: `import torch, sklearn.base`" in low
 
 
