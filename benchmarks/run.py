@@ -69,7 +69,7 @@ FULL = {
     "throughput-text": {"n_text": 256, "repeats": 3, "rounds": 2},
     "throughput-images": {"n_images": 256, "repeats": 3, "rounds": 2},
     "throughput-photos": {"n_photos": 32, "repeats": 3, "rounds": 2},
-    "throughput-avx2": {"n_text": 256, "repeats": 3},
+    "throughput-avx2": {"n_text": 256, "repeats": 3, "rounds": 2},
     "cv": {"n_sentences": 400, "c_values": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]},
     "memory": {"n_sentences": 3000, "rounds": 2},
     "accuracy-text": {

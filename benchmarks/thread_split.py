@@ -161,7 +161,9 @@ def render(result: dict, meta: dict) -> str:
             if best == default:
                 outcome = "the default split is the fastest"
             elif outcome_kind == "no spread":
-                outcome = f"{_split_name(best)} had the highest rate (one round: no spread measured)"
+                outcome = (
+                    f"{_split_name(best)} had the highest rate (one round: no spread measured)"
+                )
             elif outcome_kind == "tie":
                 outcome = (
                     f"the default split ties with the fastest ({_split_name(best)}; "

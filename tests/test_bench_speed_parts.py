@@ -170,9 +170,18 @@ def test_avx2_table_names_the_cap_and_judges_the_goal_on_the_openvino_row():
     assert "`ATEN_CPU_CAPABILITY=avx2`" in text and "read back in each process: AVX2" in text
     assert "`backend='openvino'` (ran in float32) is 1.80× the rate of" in text
     assert "not met under this emulation" in text
+    # The same system with the cap lifted (100 by default here) is not slower.
+    assert "the cap lifted (AVX-512 on)" in text
+    assert "with the cap and without it its rates are not told apart (360 against 100" in text
+    assert "One untimed call, then 3 timed calls (median and min–max)." in text
     rates["ours-openvino-float32"] = 400.0
+    rates["ours-openvino-float32-uncapped"] = 500.0
     avx2["rows"] = _speed_rows(AVX2_SYSTEMS, rates, precision)
-    assert "Goal ≥ 2.0× the direct call: met." in throughput.render_avx2(avx2)
+    avx2["rounds"] = 2
+    text = throughput.render_avx2(avx2)
+    assert "Goal ≥ 2.0× the direct call: met." in text
+    assert "slower with the cap than without it (400 against 500 sentences/s, beyond" in text
+    assert "In each of 2 rounds a new process per system" in text
 
 
 def _rewrites(rates: dict) -> dict:
