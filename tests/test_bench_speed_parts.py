@@ -23,10 +23,16 @@ def _cold(seconds: dict) -> dict:
     return {"rounds": 3, "results": results}
 
 
+def _cold_table(**seconds) -> str:
+    """The rendered cold-start table; ``text__ours=[...]`` sets ``text/ours``'s seconds."""
+    return cold_start.render(_cold({k.replace("__", "/"): v for k, v in seconds.items()}), META)
+
+
+EMBETTER = [5.0, 5.1, 5.2]
+
+
 def test_cold_start_goal_is_met_only_at_half_of_embetters_time():
-    text = cold_start.render(
-        _cold({"text/ours": [2.0, 2.1, 2.2], "text/embetter": [5.0, 5.1, 5.2]}), META
-    )
+    text = _cold_table(text__ours=[2.0, 2.1, 2.2], text__embetter=EMBETTER)
     assert "text, default settings: ours takes 0.41× embetter's time, faster than" in text
     assert "(goal ≤ 0.5×: met)" in text
     assert "image, default settings: ours takes 1.00× embetter's time, a tie with" in text
@@ -35,18 +41,14 @@ def test_cold_start_goal_is_met_only_at_half_of_embetters_time():
 
 
 def test_cold_start_judges_the_onnx_start_on_its_own():
-    text = cold_start.render(
-        _cold({"image/ours-onnx": [1.5, 1.6, 1.7], "image/embetter": [5.0, 5.1, 5.2]}), META
-    )
+    text = _cold_table(**{"image__ours-onnx": [1.5, 1.6, 1.7], "image__embetter": EMBETTER})
     assert "image, backend='onnx': ours takes 0.31× embetter's time, faster than" in text
     assert "text, backend='onnx': ours takes 1.00× embetter's time" in text
     assert "export stored earlier" in text and "first run, exports" in text
 
 
 def test_cold_start_judges_the_openvino_start_and_names_the_torch_floor():
-    text = cold_start.render(
-        _cold({"text/ours-openvino": [1.0, 1.1, 1.2], "text/embetter": [5.0, 5.1, 5.2]}), META
-    )
+    text = _cold_table(**{"text__ours-openvino": [1.0, 1.1, 1.2], "text__embetter": EMBETTER})
     assert "text, backend='openvino': ours takes 0.22× embetter's time, faster than" in text
     assert "image, backend='openvino': ours takes 1.00× embetter's time" in text
     assert "`backend='onnx'` and `'openvino'` rows" in text
@@ -55,10 +57,7 @@ def test_cold_start_judges_the_openvino_start_and_names_the_torch_floor():
         "text, the floors of a torch backend: importing torch and scikit-learn takes 0.59× "
         "embetter's time, importing sentence-transformers 1.00× (above the goal by itself)"
     ) in text
-    low = cold_start.render(
-        _cold({"floors/floor-torch-sklearn": [2.0, 2.0, 2.0], "image/floor-timm": [2.4] * 3}),
-        META,
-    )
+    low = _cold_table(**{"floors__floor-torch-sklearn": [2.0] * 3, "image__floor-timm": [2.4] * 3})
     assert (
         "image, the floors of a torch backend: importing torch and scikit-learn takes 0.39× "
         "embetter's time, importing timm 0.47×."
