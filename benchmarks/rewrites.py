@@ -168,7 +168,7 @@ def main(argv=None) -> int:
         return 0
     _common.large_photos()  # fail now, naming the packages, if the photos are missing
     cfg = {"rounds": 1 if args.quick else args.rounds}
-    cfg.update({"n_small": 8, "n_photos": 4} if args.quick else {"n_small": 64, "n_photos": 21})
+    cfg.update({"n_small": 8, "n_photos": 4} if args.quick else {"n_small": 256, "n_photos": 21})
     meta = _common.script_meta("benchmarks.rewrites", argv)
     result = run(cfg, log=lambda line: print(line, flush=True))
     _common.publish(render(result, meta), BLOCK, "rewrites", to_docs=not args.quick)
