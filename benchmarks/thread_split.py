@@ -70,9 +70,7 @@ def worker(cfg: dict) -> dict:
             encoders[threads] = encoder
         default_workers = encoders[cores]._adapter.n_workers
         default_ahead = forced["seen"][-1]  # the default encoder's own choice
-        splits = list(
-            itertools.product(sorted(encoders), range(1, cores + 2), (True, False))
-        )
+        splits = list(itertools.product(sorted(encoders), range(1, cores + 2), (True, False)))
         rates: dict = {}
         for _ in range(cfg["rounds"]):
             for name, paths in inputs.items():
@@ -113,10 +111,13 @@ def run(cfg: dict, log=print) -> dict:
     return {"config": cfg, "results": results}
 
 
+def _when(ahead) -> str:
+    return "ahead" if ahead else "between batches"
+
+
 def _split_name(split: tuple) -> str:
     threads, workers, ahead = split
-    when = "ahead" if ahead else "between batches"
-    return f"{threads} forward / {workers} decoding threads, decoding {when}"
+    return f"{threads} forward / {workers} decoding threads, decoding {_when(ahead)}"
 
 
 def render(result: dict, meta: dict) -> str:
@@ -145,7 +146,7 @@ def render(result: dict, meta: dict) -> str:
                 f"{label}, ran in {res['precision']}",
                 str(threads),
                 str(workers),
-                "ahead" if ahead else "between batches",
+                _when(ahead),
             ]
             if split == default:
                 cells[3] += " (default)"
@@ -175,11 +176,10 @@ def render(result: dict, meta: dict) -> str:
                     f"({np.median(mine):.1f} vs {np.median(top):.1f} images/s)"
                 )
             other = (*default[:2], 1 - default[2])  # the default split, decoding the other way
-            mode = "between batches" if default[2] else "ahead"
             theirs = values(name, other)
             outcome += (
-                f"; at the default split, decoding {'ahead' if default[2] else 'between batches'} "
-                f"is {md.outcome(mine, theirs, f'decoding {mode}')} "
+                f"; at the default split, decoding {_when(default[2])} "
+                f"is {md.outcome(mine, theirs, f'decoding {_when(other[2])}')} "
                 f"({np.median(mine):.1f} vs {np.median(theirs):.1f} images/s)"
             )
             verdicts.append(f"{backend}, {what}: {outcome}")

@@ -33,27 +33,30 @@ from benchmarks._speed_worker import (
 )
 
 
+def _timing(cfg: dict) -> dict:
+    """A part's ``repeats`` and ``rounds`` (default 1), as its result records them."""
+    return {"repeats": cfg["repeats"], "rounds": cfg.get("rounds", 1)}
+
+
 def _measure(
-    kind: str,
-    systems: dict,
-    inputs: list[str],
-    repeats: int,
-    workdir: Path,
-    modality=None,
-    rounds: int = 1,
+    kind: str, systems: dict, inputs: list[str], cfg: dict, workdir: Path, modality=None
 ) -> dict:
     """Run every system's worker on ``inputs``; ``modality`` ("text" or "images") is ``kind``'s.
 
-    With ``rounds`` above 1 every system runs again in a new process per round,
+    ``cfg`` is the part's configuration (see :func:`_timing`). With ``rounds``
+    above 1 every system runs again in a new process per round,
     the systems' order reversed every other round, so that a change in the
     machine's speed during the run reaches every system alike; a row's timed
     calls are those of all rounds, its page faults and peak memory the first
     round's.
     """
+    timing = _timing(cfg)
     config = workdir / f"speed-{kind}.json"
-    config.write_text(json.dumps({"kind": modality or kind, "inputs": inputs, "repeats": repeats}))
+    config.write_text(
+        json.dumps({"kind": modality or kind, "inputs": inputs, "repeats": timing["repeats"]})
+    )
     reports: dict = {}
-    for index in range(rounds):
+    for index in range(timing["rounds"]):
         order = list(systems.items())
         for system, (_, env) in order if index % 2 == 0 else reversed(order):
             report = workdir / f"speed-{kind}-{system}.json"
@@ -107,14 +110,12 @@ def _rows(reports: dict, labels: dict, reference: str, n: int) -> list[dict]:
 
 def run_text(cfg: dict, workdir: Path) -> dict:
     texts, _, _ = _common.sample_sentences(cfg["n_text"], seed=1)
-    rounds = cfg.get("rounds", 1)
-    reports = _measure("text", TEXT_SYSTEMS, texts, cfg["repeats"], workdir, rounds=rounds)
+    reports = _measure("text", TEXT_SYSTEMS, texts, cfg, workdir)
     labels = {k: v[0] for k, v in TEXT_SYSTEMS.items()}
     labels.update({k: v[0] for k, v in TEXT_EXTRA.items()})
     return {
         "n": len(texts),
-        "repeats": cfg["repeats"],
-        "rounds": rounds,
+        **_timing(cfg),
         "rows": _rows(reports, labels, "st", len(texts)),
     }
 
@@ -122,28 +123,21 @@ def run_text(cfg: dict, workdir: Path) -> dict:
 def run_images(cfg: dict, workdir: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         paths = _common.write_jpegs(Path(tmp), cfg["n_images"])
-        rounds = cfg.get("rounds", 1)
-        reports = _measure(
-            "images", IMAGE_SYSTEMS, paths, cfg["repeats"], workdir, rounds=rounds
-        )
+        reports = _measure("images", IMAGE_SYSTEMS, paths, cfg, workdir)
         labels = {k: v[0] for k, v in IMAGE_SYSTEMS.items()}
         rows = _rows(reports, labels, "timm", len(paths))
-    return {"n": len(paths), "repeats": cfg["repeats"], "rounds": rounds, "rows": rows}
+    return {"n": len(paths), **_timing(cfg), "rows": rows}
 
 
 def run_photos(cfg: dict, workdir: Path) -> dict:
     """The image systems on real photos of several megapixels (Debian wallpapers)."""
     paths = _common.large_photos()[: cfg["n_photos"]]
     sizes = _common.megapixels(paths)
-    rounds = cfg.get("rounds", 1)
-    reports = _measure(
-        "photos", PHOTO_SYSTEMS, paths, cfg["repeats"], workdir, "images", rounds=rounds
-    )
+    reports = _measure("photos", PHOTO_SYSTEMS, paths, cfg, workdir, "images")
     labels = {k: v[0] for k, v in PHOTO_SYSTEMS.items()}
     return {
         "n": len(paths),
-        "repeats": cfg["repeats"],
-        "rounds": rounds,
+        **_timing(cfg),
         "megapixels": [min(sizes), float(np.median(sizes)), max(sizes)],
         "files": [Path(p).name for p in paths],
         "rows": _rows(reports, labels, "timm", len(paths)),
@@ -153,22 +147,13 @@ def run_photos(cfg: dict, workdir: Path) -> dict:
 def run_avx2(cfg: dict, workdir: Path) -> dict:
     """The text systems with the instruction set capped at AVX2 (see ``AVX2_ENV``)."""
     texts, _, _ = _common.sample_sentences(cfg["n_text"], seed=1)
-    rounds = cfg.get("rounds", 1)
-    reports = _measure(
-        "avx2", AVX2_SYSTEMS, texts, cfg["repeats"], workdir, modality="text", rounds=rounds
-    )
+    reports = _measure("avx2", AVX2_SYSTEMS, texts, cfg, workdir, "text")
     labels = {k: v[0] for k, v in AVX2_SYSTEMS.items()}
     labels.update({k: v[0] for k, v in TEXT_EXTRA.items()})
     rows = _rows(reports, labels, "st", len(texts))
     rows = [row for row in rows if row["key"] in AVX2_SYSTEMS]  # not embetter's cache rows
     capability = {k: r.get("torch_cpu_capability") for k, r in reports.items()}
-    return {
-        "n": len(texts),
-        "repeats": cfg["repeats"],
-        "rounds": rounds,
-        "rows": rows,
-        "torch": capability,
-    }
+    return {"n": len(texts), **_timing(cfg), "rows": rows, "torch": capability}
 
 
 # ------------------------------------------------------------------- render
@@ -363,13 +348,14 @@ def render_avx2(avx2: dict) -> str:
         )
     )
     env = " ".join(f"`{k}={v}`" for k, v in AVX2_ENV.items())
+    procedure = _procedure(avx2)
     return md.section(
         "Throughput: text, AVX-512 switched off (an AVX2-only CPU, emulated)",
         f"{avx2['n']} distinct VADER sentences, all-MiniLM-L6-v2, batch 32, every system in "
         f"its own fresh process with {env}: torch's own kernels (its CPU capability read "
         f"back in each process: {', '.join(seen) or 'not loaded'}), oneDNN and MKL are "
         "capped at AVX2 and bfloat16 is off, as on a CPU without AVX-512 (except the row "
-        f"that lifts the cap). {_procedure(avx2)[0].upper()}{_procedure(avx2)[1:]}.",
+        f"that lifts the cap). {procedure[0].upper()}{procedure[1:]}.",
         _table(avx2, "sentences/s", 0, "st", memory=False),
         verdict,
         [

@@ -284,7 +284,7 @@ def test_throughput_rounds_alternate_the_order_and_pool_the_timed_calls(tmp_path
 
     monkeypatch.setattr(_common, "run_worker", fake_worker)
     systems = {"a": ("A", {}), "b": ("B", {}), "c": ("C", {})}
-    reports = throughput._measure("images", systems, ["x"], 1, tmp_path, rounds=3)
+    reports = throughput._measure("images", systems, ["x"], {"repeats": 1, "rounds": 3}, tmp_path)
     assert order == ["a", "b", "c", "c", "b", "a", "a", "b", "c"]
     assert list(reports) == ["a", "b", "c"]
     assert reports["a"]["rows"]["a"]["seconds"] == [1.0, 6.0, 7.0]
